@@ -1,0 +1,296 @@
+"""One sample, one Zarr v3 store: creating it, writing positions, reading it back.
+
+The layout is the contract of ``DESIGN.md``: ``stacks (position, layer, y, x, channel)`` uint8 with
+one chunk per position, ``stage_xy_mm (position, axis)`` (axis 0 is x, 1 is y), and attributes for core, depth, status and
+the settings of every stage. ``position_done (position)`` marks positions whose frames are complete,
+so that an interrupted acquisition or ingest resumes at the first missing position.
+
+Only the process that orchestrates a stage changes metadata (attributes, new variables); workers
+write whole chunks of existing arrays. Every metadata change re-consolidates the store, so plain
+``xarray.open_zarr(path)`` sees it.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+from zarr.codecs import BloscCodec
+
+from catalog.errors import ArchiveError
+from catalog.keys import SampleKey
+
+STATUSES = ("acquiring", "acquired", "segmented", "encoded", "clustered")
+STACK_DIMS = ("position", "layer", "y", "x", "channel")
+
+
+def stacks_codec() -> BloscCodec:
+    """The lossless codec of ``stacks``: Blosc zstd with bit-shuffle (see bench/ingest.py)."""
+    return BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle", typesize=1)
+
+
+def software_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sedarchive")
+    except PackageNotFoundError:  # running from a checkout without install
+        return "0+unknown"
+
+
+def status_rank(status: str) -> int:
+    """Position of ``status`` in the order of stages (``acquiring`` first)."""
+    try:
+        return STATUSES.index(status)
+    except ValueError:
+        raise ArchiveError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}") from None
+
+
+def create_sample_store(
+    path: str | Path,
+    key: SampleKey,
+    n_positions: int,
+    n_layers: int,
+    height: int,
+    width: int,
+    *,
+    focal_offsets_um: Iterable[float] | None = None,
+    pixel_size_um: float | None = None,
+    attrs: Mapping[str, Any] | None = None,
+) -> None:
+    """Write the empty template of a sample store (metadata only, no frames).
+
+    ``stacks`` gets one chunk per position (all layers); ``stage_xy_mm`` starts as NaN.
+    """
+    path = Path(path)
+    if n_positions < 1 or n_layers < 1 or height < 1 or width < 1:
+        raise ArchiveError(
+            f"{key.name}: a sample needs at least one position, layer and pixel "
+            f"(got {n_positions} positions x {n_layers} layers of {height}x{width})"
+        )
+    offsets = [float(v) for v in (focal_offsets_um if focal_offsets_um is not None else range(n_layers))]
+    if len(offsets) != n_layers:
+        raise ArchiveError(f"{key.name}: {len(offsets)} focal offsets for {n_layers} layers")
+    shape = (n_positions, n_layers, height, width, 3)
+    ds = xr.Dataset(
+        {
+            "stacks": (STACK_DIMS, da.zeros(shape, dtype=np.uint8, chunks=(1, n_layers, height, width, 3))),
+            "stage_xy_mm": (("position", "axis"), da.full((n_positions, 2), np.nan, chunks=(1, 2))),
+            "position_done": (("position",), da.zeros(n_positions, dtype=bool, chunks=1)),
+        },
+        coords={"layer": np.arange(n_layers)},
+    )
+    ds.attrs.update(
+        core=key.core,
+        depth_top_cm=key.top_cm,
+        depth_bottom_cm=key.bottom_cm,
+        focal_offsets_um=offsets,
+        status="acquiring",
+        software_version=software_version(),
+    )
+    if pixel_size_um is not None:
+        ds.attrs["pixel_size_um"] = float(pixel_size_um)
+    encoding = {
+        "stacks": {"compressors": [stacks_codec()], "chunks": (1, n_layers, height, width, 3)},
+        "stage_xy_mm": {"chunks": (1, 2), "fill_value": np.nan},
+        "position_done": {"chunks": (1,), "fill_value": False},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.to_zarr(path, mode="w-", compute=False, zarr_format=3, consolidated=False, encoding=encoding)
+    if attrs:
+        update_attrs(path, **attrs)
+    consolidate(path)
+
+
+def _group(path: str | Path, mode: str = "r") -> zarr.Group:
+    path = Path(path)
+    if not (path / "zarr.json").exists():
+        raise ArchiveError(f"{path} is not a sample store (no zarr.json)")
+    return zarr.open_group(str(path), mode=mode, zarr_format=3)
+
+
+def write_position(path: str | Path, index: int, stack: np.ndarray, xy_mm: tuple[float, float] | None = None) -> None:
+    """Write the frames of one stage position (one whole chunk), then mark it done.
+
+    ``stack`` is ``(layer, y, x, 3)`` uint8. The done-mark comes last, so a write killed half-way
+    leaves the position not done and a resumed run writes it again.
+    """
+    group = _group(path, "r+")
+    stacks = group["stacks"]
+    expected = stacks.shape[1:]
+    stack = np.asarray(stack)
+    if stack.shape != expected or stack.dtype != np.uint8:
+        raise ArchiveError(
+            f"{Path(path).name}: position {index} has frames of shape {stack.shape} {stack.dtype}, "
+            f"the sample expects {expected} uint8"
+        )
+    if not 0 <= index < stacks.shape[0]:
+        raise ArchiveError(f"{Path(path).name}: position {index} outside 0..{stacks.shape[0] - 1}")
+    stacks[index] = stack
+    if xy_mm is not None:
+        group["stage_xy_mm"][index] = np.asarray(xy_mm, dtype=float)
+    group["position_done"][index] = True
+
+
+def positions_done(path: str | Path) -> np.ndarray:
+    """Boolean array: which positions have all their frames written."""
+    return np.asarray(_group(path)["position_done"][:], dtype=bool)
+
+
+def open_sample(path: str | Path) -> xr.Dataset:
+    """The sample as a lazy, dask-backed Dataset (always current: reads metadata directly)."""
+    _group(path)
+    return xr.open_zarr(str(path), consolidated=False, chunks={})
+
+
+def read_attrs(path: str | Path) -> dict[str, Any]:
+    return dict(_group(path).attrs)
+
+
+def update_attrs(path: str | Path, **attrs: Any) -> None:
+    """Set attributes of a store (orchestrating process only) and re-consolidate it."""
+    group = _group(path, "r+")
+    clean = {k: _jsonable(v) for k, v in attrs.items()}
+    group.attrs.update(clean)
+    consolidate(path)
+
+
+def set_status(path: str | Path, status: str, **attrs: Any) -> None:
+    status_rank(status)
+    update_attrs(path, status=status, **attrs)
+
+
+def record_stage(path: str | Path, stage: str, settings: Mapping[str, Any], **extra: Any) -> None:
+    """Record a stage's settings and the software version in the store's attributes."""
+    update_attrs(path, **{f"{stage}_settings": dict(settings), f"{stage}_version": software_version()}, **extra)
+
+
+def drop_variables(path: str | Path, names: Iterable[str]) -> None:
+    """Delete variables (arrays) from a store, e.g. before a stage writes them anew."""
+    group = _group(path, "r+")
+    for name in names:
+        if name in group:
+            del group[name]
+    consolidate(path)
+
+
+def consolidate(path: str | Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zarr warns that consolidated metadata is not yet in the v3 spec
+        zarr.consolidate_metadata(str(path), zarr_format=3)
+
+
+def summary(path: str | Path) -> dict[str, Any]:
+    """Core, depth, status and counts of a store, read from metadata only."""
+    group = _group(path)
+    attrs = group.attrs
+    n_particles = 0
+    for name in ("bbox", "position_of_particle", "particle_images"):
+        if name in group:
+            n_particles = int(group[name].shape[0])
+            break
+    return {
+        "core": attrs["core"],
+        "depth_top_cm": float(attrs["depth_top_cm"]),
+        "depth_bottom_cm": float(attrs["depth_bottom_cm"]),
+        "status": attrs.get("status", "acquiring"),
+        "n_positions": int(group["stacks"].shape[0]) if "stacks" in group else 0,
+        "n_particles": n_particles,
+    }
+
+
+def remove_store(path: str | Path) -> None:
+    path = Path(path)
+    if path.exists():
+        shutil.rmtree(path)
+
+
+def _jsonable(value: Any) -> Any:
+    """Attributes must survive JSON: numpy scalars and arrays become plain Python."""
+    return json.loads(json.dumps(value, default=_default))
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"attribute value {obj!r} is not JSON-serialisable")
+
+
+def create_variables(
+    path: str | Path,
+    variables: Mapping[str, tuple[tuple[str, ...], tuple[int, ...], Any, tuple[int, ...]]],
+    *,
+    fill_values: Mapping[str, Any] | None = None,
+    compressed: Iterable[str] = (),
+    overwrite: bool = True,
+) -> None:
+    """Add empty arrays to a store (metadata only); workers then fill them with :func:`write_region`.
+
+    ``variables`` maps a name to ``(dims, shape, dtype, chunks)``. Existing arrays of the same names
+    are replaced when ``overwrite`` (a stage that runs again starts clean). Names in ``compressed``
+    use the codec of ``stacks`` (for image arrays such as ``particle_images``).
+    """
+    group = _group(path, "r+")
+    fill_values = dict(fill_values or {})
+    compressed = set(compressed)
+    for name, (dims, shape, dtype, chunks) in variables.items():
+        if name in group:
+            if not overwrite:
+                raise ArchiveError(f"{Path(path).name} already has {name!r}")
+            del group[name]
+        dtype = np.dtype(dtype)
+        if len(dims) != len(shape) or len(chunks) != len(shape):
+            raise ArchiveError(f"{name}: dims {dims}, shape {shape} and chunks {chunks} disagree")
+        fill = fill_values.get(name, np.nan if dtype.kind == "f" else 0)
+        group.create_array(
+            name,
+            shape=tuple(int(s) for s in shape),
+            chunks=tuple(max(1, int(c)) for c in chunks),
+            dtype=dtype,
+            fill_value=fill,
+            dimension_names=list(dims),
+            compressors=[stacks_codec()] if name in compressed else "auto",
+        )
+    consolidate(path)
+
+
+def write_region(path: str | Path, name: str, start: int, data: np.ndarray) -> None:
+    """Write ``data`` into array ``name`` at ``[start:start + len(data)]`` along its first axis.
+
+    Workers call this; to stay safe under concurrency, each task must write whole chunks (or chunks
+    no other task touches).
+    """
+    group = _group(path, "r+")
+    if name not in group:
+        raise ArchiveError(f"{Path(path).name} has no array {name!r}; create it first")
+    array = group[name]
+    data = np.asarray(data)
+    if data.shape[1:] != array.shape[1:] or start < 0 or start + len(data) > array.shape[0]:
+        raise ArchiveError(
+            f"{Path(path).name}/{name}: cannot write {data.shape} at {start} into an array of {array.shape}"
+        )
+    if len(data):
+        array[start : start + len(data)] = data.astype(array.dtype, copy=False)
+
+
+def read_array(path: str | Path, name: str, selection: Any = slice(None)) -> np.ndarray:
+    """Read (part of) one array of a store as numpy, without xarray."""
+    group = _group(path)
+    if name not in group:
+        raise ArchiveError(f"{Path(path).name} has no array {name!r}")
+    return np.asarray(group[name][selection])
+
+
+def array_names(path: str | Path) -> list[str]:
+    return sorted(_group(path).array_keys())

@@ -1,0 +1,5 @@
+import sys
+
+from sedarchive.cli import main
+
+sys.exit(main())
