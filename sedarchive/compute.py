@@ -112,7 +112,7 @@ def run_tasks(
         fut = client.submit(fn, *args, key=f"{label}-{_token(key)}-{time.time_ns()}", retries=retries,
                             resources=resources, pure=pure)
         futures[fut] = key
-    start = time.monotonic()
+    start = last = time.monotonic()
     done = 0
     for fut in as_completed(futures):
         key = futures[fut]
@@ -123,7 +123,13 @@ def run_tasks(
         except Exception as err:  # noqa: BLE001 - every failure is reported, the batch goes on
             report.failures[key] = one_line(err)
             state = "FAILED"
-        _say(quiet, f"{label}: {done}/{len(futures)} {_show(key)} {state} ({time.monotonic() - start:.1f} s)")
+        now = time.monotonic()
+        # one line per task for small batches; for large ones at most one line a second (and failures)
+        if len(futures) <= 50 or state == "FAILED" or done == len(futures) or now - last >= 1.0:
+            last = now
+            eta = (now - start) / done * (len(futures) - done)
+            _say(quiet, f"{label}: {done}/{len(futures)} {_show(key)} {state} "
+                        f"({now - start:.1f} s, about {eta:.0f} s left)")
     return report
 
 

@@ -1,0 +1,173 @@
+"""Settings of the grain encoder and of its training: dataclasses, the two presets, settings files.
+
+The defaults are the paper's configuration (``paper``): one ImageNet ResNet-152 branch per focal
+layer, 280x280 crops, a 512-dimensional latent, Adam with learning rate 1e-4, beta 1. The ``cpu``
+preset is a narrow ResNet on 64x64 crops that trains the demo on two CPU cores in minutes.
+
+A settings file (YAML or JSON) may name a ``preset`` and override any field: encoder fields under
+``encoder:``, training fields at the top level. Command-line options override the file.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from sedarchive.errors import InputError
+
+TORCHVISION_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+BACKBONES = (*TORCHVISION_BACKBONES, "small")
+PRESETS = ("paper", "cpu")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """The shape of the variational autoencoder.
+
+    ``backbone`` is a torchvision ResNet (ImageNet weights fit it) or ``small``, a narrow ResNet of
+    basic blocks with ``small_widths`` channels and ``small_blocks`` blocks per stage.
+    ``input_size`` is the side of the square crop the model sees (crops are resized to it).
+    ``n_layers`` (focal layers per grain) follows the data; the training stage sets it.
+    """
+
+    backbone: str = "resnet152"
+    input_size: int = 280
+    latent_dim: int = 512
+    shared_branches: bool = False
+    small_widths: tuple[int, ...] = (16, 32, 64, 128)
+    small_blocks: tuple[int, ...] = (1, 1, 1, 1)
+    decoder_width: int = 256
+    n_layers: int = 6
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "small_widths", tuple(int(v) for v in self.small_widths))
+        object.__setattr__(self, "small_blocks", tuple(int(v) for v in self.small_blocks))
+        if self.backbone not in BACKBONES:
+            raise InputError(f"encoder backbone {self.backbone!r} is not one of {', '.join(BACKBONES)}")
+        if self.input_size < 16:
+            raise InputError(f"encoder input_size {self.input_size} is below 16 pixels")
+        if self.latent_dim < 1 or self.decoder_width < 8 or self.n_layers < 1:
+            raise InputError("encoder latent_dim, n_layers must be >= 1 and decoder_width >= 8")
+        if not self.small_widths or len(self.small_widths) != len(self.small_blocks) or min(self.small_widths) < 1:
+            raise InputError("encoder small_widths and small_blocks need the same (non-zero) length")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How the encoder is trained (and which grains it learns from)."""
+
+    encoder: EncoderSettings = field(default_factory=EncoderSettings)
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    beta: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    mixed_precision: bool = True
+    include_flagged: bool = False
+    weights: str | None = None
+    shuffle_buffer: int = 2048
+    max_grains: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.encoder, dict):
+            object.__setattr__(self, "encoder", encoder_from_dict(self.encoder))
+        if self.epochs < 1 or self.batch_size < 1 or self.shuffle_buffer < 1:
+            raise InputError("training epochs, batch_size and shuffle_buffer must be >= 1")
+        if not self.learning_rate > 0 or self.beta < 0:
+            raise InputError("training learning_rate must be > 0 and beta >= 0")
+        if self.device not in DEVICES:
+            raise InputError(f"device {self.device!r} is not one of {', '.join(DEVICES)}")
+        if self.max_grains is not None and self.max_grains < 1:
+            raise InputError("training max_grains must be >= 1 when given")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["encoder"] = {k: list(v) if isinstance(v, tuple) else v for k, v in out["encoder"].items()}
+        return out
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """How latents are computed: which model (default: the archive's current one), batch, device."""
+
+    model: str | None = None
+    batch_size: int = 64
+    device: str = "auto"
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise InputError("encode batch_size must be >= 1")
+        if self.device not in DEVICES:
+            raise InputError(f"device {self.device!r} is not one of {', '.join(DEVICES)}")
+
+
+def preset(name: str) -> TrainSettings:
+    """The named preset (``paper`` or ``cpu``).
+
+    Examples
+    --------
+    >>> preset("paper").encoder.backbone, preset("paper").learning_rate
+    ('resnet152', 0.0001)
+    >>> preset("cpu").encoder.input_size
+    64
+    """
+    if name == "paper":
+        return TrainSettings()
+    if name == "cpu":
+        return TrainSettings(
+            encoder=EncoderSettings(backbone="small", input_size=64, latent_dim=32, decoder_width=64,
+                                    small_widths=(16, 32, 64, 128), small_blocks=(1, 1, 1, 1)),
+            epochs=8, batch_size=32, learning_rate=1e-3,
+        )
+    raise InputError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
+
+
+def encoder_from_dict(values: dict[str, Any], base: EncoderSettings | None = None, source: str = "settings") -> EncoderSettings:
+    base = base or EncoderSettings()
+    _check_keys(values, {f.name for f in fields(EncoderSettings)}, f"{source} (encoder)")
+    return replace(base, **values)
+
+
+def apply_overrides(settings: TrainSettings, values: dict[str, Any], source: str = "settings") -> TrainSettings:
+    """``settings`` with the fields of ``values`` replaced (``encoder`` may be a nested mapping)."""
+    values = dict(values)
+    values.pop("preset", None)
+    encoder = values.pop("encoder", None) or {}
+    if not isinstance(encoder, dict):
+        raise InputError(f"{source}: 'encoder' must be a mapping of encoder fields")
+    _check_keys(values, {f.name for f in fields(TrainSettings)} - {"encoder"}, source)
+    try:
+        return replace(settings, encoder=encoder_from_dict(encoder, settings.encoder, source), **values)
+    except TypeError as err:
+        raise InputError(f"{source}: {err}") from None
+
+
+def load_settings_file(path: str | Path, default_preset: str = "paper") -> TrainSettings:
+    """Training settings from a YAML or JSON file: its ``preset`` (or ``default_preset``) plus its fields."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"encoder settings file {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() == ".json":
+            values = json.loads(text)
+        else:
+            import yaml
+
+            values = yaml.safe_load(text)
+    except (ValueError, Exception) as err:  # yaml.YAMLError and json errors alike
+        raise InputError(f"encoder settings file {path} is not valid YAML/JSON: {str(err).splitlines()[0]}") from None
+    values = values or {}
+    if not isinstance(values, dict):
+        raise InputError(f"encoder settings file {path} must hold a mapping of settings")
+    return apply_overrides(preset(values.get("preset", default_preset)), values, source=str(path))
+
+
+def _check_keys(values: dict[str, Any], allowed: set[str], source: str) -> None:
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise InputError(f"{source}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}")
