@@ -317,8 +317,11 @@ def cluster_from_recipe(path: str | Path) -> Iterator[Any]:
             cluster.scale(jobs=first.jobs)
             for group in others:  # more job templates on the same scheduler
                 options = {**cluster._job_kwargs, **group.job_kwargs}
+                spec: dict[str, Any] = {"cls": cluster.job_cls, "options": options}
+                if options.get("processes", 1) > 1:  # one job, several worker processes
+                    spec["group"] = [f"-{i}" for i in range(options["processes"])]
                 for i in range(group.jobs):
-                    cluster.worker_spec[f"{group.name}-{i}"] = {"cls": cluster.job_cls, "options": options}
+                    cluster.worker_spec[f"{group.name}-{i}"] = {**spec, "options": dict(options)}
             cluster.sync(cluster._correct_state)
             yield cluster
     else:

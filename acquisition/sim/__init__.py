@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from acquisition.sim.grains import DIAMETER_MM, GRAIN_KINDS, Sprite, draw_grain
 from acquisition.sim.plate import VirtualPlate
-from acquisition.sim.render import DEFAULT_FOCAL_OFFSETS_UM, PLATE_GREEN, TRUTH_COLUMNS, frame_truth, render_stack
+from acquisition.sim.render import DEFAULT_FOCAL_OFFSETS_UM, PLATE_GREEN, TRUTH_COLUMNS, frame_truth, render_stack, truth_at
 from acquisition.sim.sample import (
     default_focal_offsets,
     read_truth,
@@ -41,6 +41,7 @@ __all__ = [
     "render_stack",
     "simulate_sample",
     "tile_positions",
+    "truth_at",
     "truth_path",
     "write_truth",
 ]

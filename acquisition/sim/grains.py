@@ -87,8 +87,8 @@ def _quartz(rng: np.random.Generator, r: float, size: int) -> tuple[np.ndarray, 
     for i in range(len(poly)):
         tri = np.array([apex, poly[i], poly[(i + 1) % len(poly)]])
         shade = rng.uniform(0.78, 1.12)
-        cv2.fillPoly(rgb, [_fixed(tri)], tuple(float(v) for v in np.clip(base * shade, 0, 255)), cv2.LINE_8, 0, _SUB)
-        cv2.fillPoly(alpha, [_fixed(tri)], float(rng.uniform(0.55, 0.75)), cv2.LINE_8, 0, _SUB)
+        cv2.fillPoly(rgb, [_fixed(tri)], tuple(float(v) for v in np.clip(base * shade, 0, 255)), cv2.LINE_8, _SUB)
+        cv2.fillPoly(alpha, [_fixed(tri)], float(rng.uniform(0.6, 0.78)), cv2.LINE_8, _SUB)
     rim = max(1, int(round(r * 0.08)))
     cv2.polylines(rgb, [_fixed(poly)], True, (120, 128, 124), rim, cv2.LINE_8, _SUB)
     cv2.polylines(alpha, [_fixed(poly)], True, 0.95, rim, cv2.LINE_8, _SUB)
@@ -97,22 +97,22 @@ def _quartz(rng: np.random.Generator, r: float, size: int) -> tuple[np.ndarray, 
         a, b = apex + rng.uniform(-0.5, 0.5, 2) * r, apex + rng.uniform(-0.5, 0.5, 2) * r
         cv2.line(rgb, tuple(_fixed(a).ravel()), tuple(_fixed(b).ravel()), (255, 255, 255), max(1, rim // 2), cv2.LINE_8, _SUB)
     mask = np.zeros((size, size), np.uint8)
-    cv2.fillPoly(mask, [_fixed(poly)], 1, cv2.LINE_8, 0, _SUB)
+    cv2.fillPoly(mask, [_fixed(poly)], 1, cv2.LINE_8, _SUB)
     return rgb, alpha, mask
 
 
 def _dark(rng: np.random.Generator, r: float, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     c = size / 2.0
-    poly = _polygon(rng, 48, jitter=0.9, smooth=6) * r + c
+    poly = _polygon(rng, 48, jitter=0.7, smooth=5) * r + c
     mask = np.zeros((size, size), np.uint8)
-    cv2.fillPoly(mask, [_fixed(poly)], 1, cv2.LINE_8, 0, _SUB)
-    base = np.array([52, 38, 28], np.float32) * rng.uniform(0.6, 1.2)
-    speckle = rng.normal(0, 9, (size, size, 1)).astype(np.float32)
+    cv2.fillPoly(mask, [_fixed(poly)], 1, cv2.LINE_8, _SUB)
+    base = np.array([60, 52, 45], np.float32) * rng.uniform(0.75, 1.15)
+    speckle = rng.normal(0, 7, (size, size, 1)).astype(np.float32)
     rgb = np.broadcast_to(base, (size, size, 3)) + speckle
     for _ in range(int(rng.integers(2, 6))):  # lighter mineral inclusions
         p = c + rng.uniform(-0.5, 0.5, 2) * r
         cv2.circle(rgb, tuple(_fixed(p).ravel()), max(1, int(r * rng.uniform(0.05, 0.15)) * _ONE),
-                   (95, 80, 60), -1, cv2.LINE_8, _SUB)
+                   (100, 90, 78), -1, cv2.LINE_8, _SUB)
     return np.clip(rgb, 0, 255).astype(np.float32), mask.astype(np.float32), mask
 
 
@@ -151,24 +151,26 @@ def _foram(rng: np.random.Generator, r: float, size: int, broken: bool) -> tuple
         cv2.circle(rgb, ctr, int(rad * 0.3), tuple(float(v) for v in np.minimum(base * 1.06, 255)), -1, cv2.LINE_8, _SUB)
         cv2.circle(rgb, ctr, rad, suture, line, cv2.LINE_8, _SUB)
     if broken:
-        # a jagged fracture line through the test; keep the side away from a random direction
-        normal = _rotation(rng.uniform(0, 2 * np.pi)) @ np.array([1.0, 0.0])
-        offset = rng.uniform(-0.2, 0.25) * r
-        along = np.array([-normal[1], normal[0]])
-        t = np.linspace(-1.6 * r, 1.6 * r, 11)
-        jag = rng.uniform(-0.18, 0.18, t.size) * r
-        crack = c + offset * normal + t[:, None] * along + jag[:, None] * normal
-        far = crack[::-1] + 3 * r * normal
-        keep = np.zeros_like(mask)
-        cv2.fillPoly(keep, [_fixed(np.concatenate([crack, far]))], 1, cv2.LINE_8, 0, _SUB)
-        mask = mask & (1 - keep)
-        mask = _largest_piece(mask).astype(np.uint8)
+        # a jagged fracture line through the test, placed so that 40-85 % of the test remains
+        whole = max(int(mask.sum()), 1)
+        for _attempt in range(8):
+            normal = _rotation(rng.uniform(0, 2 * np.pi)) @ np.array([1.0, 0.0])
+            along = np.array([-normal[1], normal[0]])
+            t = np.linspace(-1.6 * r, 1.6 * r, 11)
+            jag = rng.uniform(-0.15, 0.15, t.size) * r
+            crack = c + rng.uniform(-0.1, 0.45) * r * normal + t[:, None] * along + jag[:, None] * normal
+            gone = np.zeros_like(mask)
+            cv2.fillPoly(gone, [_fixed(np.concatenate([crack, crack[::-1] + 3 * r * normal]))], 1, cv2.LINE_8, _SUB)
+            piece = _largest_piece(mask & (1 - gone)).astype(np.uint8)
+            if 0.4 <= piece.sum() / whole <= 0.85:
+                break
+        mask = piece
         # the open chambers: a dark cavity along the fracture, with a broken brownish rim
         cavity = np.zeros_like(mask)
-        depth = rng.uniform(0.25, 0.45) * r
-        cv2.fillPoly(cavity, [_fixed(np.concatenate([crack, crack[::-1] - depth * normal]))], 1, cv2.LINE_8, 0, _SUB)
+        depth = rng.uniform(0.18, 0.3) * r
+        cv2.fillPoly(cavity, [_fixed(np.concatenate([crack, crack[::-1] - depth * normal]))], 1, cv2.LINE_8, _SUB)
         cavity &= mask
-        rgb[cavity.astype(bool)] = np.array([150, 128, 98], np.float32) * rng.uniform(0.85, 1.05)
+        rgb[cavity.astype(bool)] = np.array([155, 130, 98], np.float32) * rng.uniform(0.85, 1.05)
         cv2.polylines(rgb, [_fixed(crack)], False, (110, 92, 70), line + 1, cv2.LINE_8, _SUB)
     pores = rng.normal(0, 6, (size, size, 1)).astype(np.float32)
     rgb = np.clip(rgb + pores, 0, 255)

@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from functools import lru_cache
+from statistics import NormalDist
 
 import cv2
 import numpy as np
 import pandas as pd
 
-from acquisition.sim.grains import GRAIN_KINDS
 from acquisition.sim.plate import VirtualPlate
 
 DEFAULT_FOCAL_OFFSETS_UM = (-50.0, -30.0, -10.0, 10.0, 30.0, 50.0)
@@ -42,7 +42,8 @@ def render_stack(
     vignetting: float = 0.25,
     noise_sd: float = 2.5,
     min_area_px: int = 16,
-) -> tuple[np.ndarray, pd.DataFrame]:
+    truth: bool = True,
+) -> tuple[np.ndarray, pd.DataFrame | None]:
     """Render the focal stack the camera sees at one stage position, with its ground truth.
 
     Parameters
@@ -66,6 +67,8 @@ def render_stack(
         noise standard deviation (digital numbers).
     min_area_px
         Objects smaller than this (slivers at the frame edge) are left out of the truth.
+    truth
+        Whether to work out the truth (``None`` is returned in its place otherwise; faster).
 
     Returns
     -------
@@ -78,6 +81,9 @@ def render_stack(
         frame edge), ``clump``, ``n_grains``, ``grain_id`` (its largest grain on the plate) and
         ``area_px``.
     """
+    # plain floats: numpy scalars would change the precision of the arithmetic below (NEP 50),
+    # and with it the rendered bytes
+    x_mm, y_mm, z_um, pixel_size_um = float(x_mm), float(y_mm), float(z_um), float(pixel_size_um)
     offsets = np.asarray(list(focal_offsets_um), dtype=float)
     if offsets.ndim != 1 or offsets.size < 1:
         raise ValueError("focal_offsets_um needs at least one offset")
@@ -94,35 +100,59 @@ def render_stack(
     background = _background(plate.seed, ox, oy, height, width, px_mm)
     layers = np.repeat(background[None], offsets.size, axis=0)
     footprint = np.zeros((height, width), np.int32)  # grain id + 1 of the visible footprint
-    grains = plate.grains_near(ox, oy, ox + (width - 1) * px_mm, oy + (height - 1) * px_mm)
     placed = []
-    for g in grains:
-        sprite = plate.sprite(g, pixel_size_um)
-        half = sprite.shape[0] // 2
-        cy = int(round((plate.y_mm[g] - oy) / px_mm))
-        cx = int(round((plate.x_mm[g] - ox) / px_mm))
-        top, left = cy - half, cx - half
-        box = _clip(top, left, sprite.shape[0], sprite.shape[1], height, width)
-        if box is None:
-            continue
-        fy0, fx0, fy1, fx1 = box
-        region = sprite.mask[fy0 - top:fy1 - top, fx0 - left:fx1 - left]
-        if region.any():
-            footprint[fy0:fy1, fx0:fx1][region] = g + 1
-            placed.append(int(g))
+    for g, sprite, top, left in _placements(plate, ox, oy, height, width, pixel_size_um):
+        if truth and _mark(footprint, sprite, top, left, g):
+            placed.append(g)
         premult = np.concatenate([sprite.rgb * sprite.alpha[..., None], sprite.alpha[..., None]], axis=2)
         for layer in range(offsets.size):
             _composite(layers[layer], premult, top, left, float(sigma_px[g, layer]))
 
     gain = _vignette(height, width, vignetting)
+    lut = _noise_lut(float(noise_sd))
     stack = np.empty((offsets.size, height, width, 3), np.uint8)
     for layer in range(offsets.size):
-        frame = layers[layer] * gain
-        frame += rng.standard_normal((height, width, 3), dtype=np.float32) * np.float32(noise_sd)
-        np.clip(frame, 0, 255, out=frame)
-        stack[layer] = (frame + 0.5).astype(np.uint8)
-    truth = frame_truth(footprint, plate, placed, min_area_px=min_area_px)
-    return stack, truth
+        lit = cv2.convertScaleAbs(cv2.multiply(layers[layer], gain))
+        # Gaussian sensor noise through a quantile table: uniform bytes are far cheaper than normals
+        noise = cv2.LUT(np.frombuffer(rng.bytes(lit.size), np.uint8).reshape(lit.shape), lut)
+        stack[layer] = cv2.add(lit, noise, dtype=cv2.CV_8U)
+    if not truth:
+        return stack, None
+    return stack, frame_truth(footprint, plate, placed, min_area_px=min_area_px)
+
+
+def truth_at(plate: VirtualPlate, x_mm: float, y_mm: float, *, height: int = 1024, width: int = 1280,
+             pixel_size_um: float = 1.5, min_area_px: int = 16) -> pd.DataFrame:
+    """The ground truth of the frame at a stage position, without rendering it (same as ``render_stack``'s)."""
+    x_mm, y_mm, pixel_size_um = float(x_mm), float(y_mm), float(pixel_size_um)
+    px_mm = pixel_size_um / 1000.0
+    ox, oy = x_mm - (width - 1) / 2 * px_mm, y_mm - (height - 1) / 2 * px_mm
+    footprint = np.zeros((height, width), np.int32)
+    placed = [g for g, sprite, top, left in _placements(plate, ox, oy, height, width, pixel_size_um)
+              if _mark(footprint, sprite, top, left, g)]
+    return frame_truth(footprint, plate, placed, min_area_px=min_area_px)
+
+
+def _placements(plate: VirtualPlate, ox: float, oy: float, height: int, width: int, pixel_size_um: float):
+    """(grain, sprite, top, left) of every grain whose sprite reaches into the frame, in plate order."""
+    px_mm = pixel_size_um / 1000.0
+    for g in plate.grains_near(ox, oy, ox + (width - 1) * px_mm, oy + (height - 1) * px_mm):
+        sprite = plate.sprite(g, pixel_size_um)
+        half = sprite.shape[0] // 2
+        top = int(round((plate.y_mm[g] - oy) / px_mm)) - half
+        left = int(round((plate.x_mm[g] - ox) / px_mm)) - half
+        if _clip(top, left, sprite.shape[0], sprite.shape[1], height, width) is not None:
+            yield int(g), sprite, top, left
+
+
+def _mark(footprint: np.ndarray, sprite, top: int, left: int, grain: int) -> bool:
+    """Paint the grain's footprint (id + 1) into the map; False when none of it is in the frame."""
+    y0, x0, y1, x1 = _clip(top, left, sprite.shape[0], sprite.shape[1], *footprint.shape)
+    region = sprite.mask[y0 - top:y1 - top, x0 - left:x1 - left]
+    if not region.any():
+        return False
+    footprint[y0:y1, x0:x1][region] = grain + 1
+    return True
 
 
 def frame_truth(footprint: np.ndarray, plate: VirtualPlate, grains: Sequence[int], *, min_area_px: int = 16) -> pd.DataFrame:
@@ -177,13 +207,22 @@ def _clip(top: int, left: int, h: int, w: int, height: int, width: int) -> tuple
     return None if y0 >= y1 or x0 >= x1 else (y0, x0, y1, x1)
 
 
+@lru_cache(maxsize=4)
 def _background(seed: int, ox: float, oy: float, height: int, width: int, px_mm: float) -> np.ndarray:
-    """The green plate with a faint mottling fixed to plate coordinates (so overlaps agree)."""
+    """The green plate with a faint mottling fixed to plate coordinates (so overlaps agree).
+
+    The mottling is a sum of separable waves (outer products of a row and a column), which keeps
+    a full frame cheap; the result is cached, since every focal layer of a position shares it.
+    """
     ys = (oy + np.arange(height, dtype=np.float32) * px_mm)[:, None]
     xs = (ox + np.arange(width, dtype=np.float32) * px_mm)[None, :]
     phase = (seed % 997) * 0.37
-    shade = 1.0 + 0.03 * np.sin(2.1 * xs + phase) * np.cos(1.7 * ys - phase) + 0.02 * np.sin(0.9 * (xs + ys) + 2 * phase)
-    return (shade[..., None] * np.asarray(PLATE_GREEN, np.float32)).astype(np.float32)
+    a, b = 0.9 * xs + 2 * phase, 0.9 * ys  # sin(a + b) = sin a cos b + cos a sin b
+    shade = (1.0 + 0.03 * np.cos(1.7 * ys - phase) * np.sin(2.1 * xs + phase)
+             + 0.02 * (np.cos(b) * np.sin(a) + np.sin(b) * np.cos(a)))
+    plate = (shade[..., None] * np.asarray(PLATE_GREEN, np.float32)).astype(np.float32)
+    plate.setflags(write=False)
+    return plate
 
 
 @lru_cache(maxsize=8)
@@ -191,9 +230,16 @@ def _vignette(height: int, width: int, strength: float) -> np.ndarray:
     ys = np.linspace(-1, 1, height, dtype=np.float32)[:, None]
     xs = np.linspace(-1, 1, width, dtype=np.float32)[None, :]
     r2 = (xs**2 + ys**2) / 2
-    gain = (1.0 - strength * r2).astype(np.float32)[..., None]
+    gain = np.repeat((1.0 - strength * r2).astype(np.float32)[..., None], 3, axis=2)
     gain.setflags(write=False)
     return gain
+
+
+@lru_cache(maxsize=8)
+def _noise_lut(sd: float) -> np.ndarray:
+    """256 evenly spaced quantiles of N(0, sd), rounded: a byte indexes a Gaussian noise value."""
+    quantiles = [NormalDist(0.0, sd).inv_cdf((i + 0.5) / 256) if sd > 0 else 0.0 for i in range(256)]
+    return np.round(quantiles).astype(np.int16)
 
 
 def _position_seed(*values: float) -> int:

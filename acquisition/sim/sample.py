@@ -115,7 +115,8 @@ def simulate_sample(
             clump_fraction=clump_fraction,
         )
     settings = {
-        "microscope": "simulated", "seed": int(seed), "plate_seed": plate.seed, "pixel_size_um": float(pixel_size_um),
+        "microscope": "simulated", "seed": int(seed), "plate_seed": plate.seed,
+        "plate_width_mm": plate.width_mm, "plate_height_mm": plate.height_mm, "n_grains_on_plate": plate.n_grains, "pixel_size_um": float(pixel_size_um),
         "grains_per_mm2": float(grains_per_mm2), "clump_fraction": float(clump_fraction), "overlap": float(overlap),
         "kind_fractions": dict(kind_fractions) if kind_fractions else {k: 1 / len(GRAIN_KINDS) for k in GRAIN_KINDS},
     }

@@ -56,7 +56,12 @@ class EncoderSettings:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """How the encoder is trained (and which grains it learns from)."""
+    """How the encoder is trained (and which grains it learns from).
+
+    ``cache_mb`` bounds the resized crops kept in memory between epochs (0: read every epoch);
+    ``threads`` sets torch's CPU threads while training (default: torch's own choice, all cores);
+    on a machine busy with other work one thread can be many times faster than two.
+    """
 
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     epochs: int = 10
@@ -68,8 +73,10 @@ class TrainSettings:
     mixed_precision: bool = True
     include_flagged: bool = False
     weights: str | None = None
-    shuffle_buffer: int = 2048
+    shuffle_buffer: int = 512
     max_grains: int | None = None
+    threads: int | None = None
+    cache_mb: int = 2048
 
     def __post_init__(self) -> None:
         if isinstance(self.encoder, dict):
@@ -82,6 +89,8 @@ class TrainSettings:
             raise InputError(f"device {self.device!r} is not one of {', '.join(DEVICES)}")
         if self.max_grains is not None and self.max_grains < 1:
             raise InputError("training max_grains must be >= 1 when given")
+        if self.threads is not None and self.threads < 1:
+            raise InputError("training threads must be >= 1 when given")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -146,24 +155,31 @@ def apply_overrides(settings: TrainSettings, values: dict[str, Any], source: str
         raise InputError(f"{source}: {err}") from None
 
 
-def load_settings_file(path: str | Path, default_preset: str = "paper") -> TrainSettings:
-    """Training settings from a YAML or JSON file: its ``preset`` (or ``default_preset``) plus its fields."""
+def read_settings_file(path: str | Path) -> dict[str, Any]:
+    """The mapping of a YAML or JSON settings file (a clear error when it is not one)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"encoder settings file {path} does not exist")
-    text = path.read_text()
     try:
+        text = path.read_text()
         if path.suffix.lower() == ".json":
             values = json.loads(text)
         else:
             import yaml
 
             values = yaml.safe_load(text)
-    except (ValueError, Exception) as err:  # yaml.YAMLError and json errors alike
-        raise InputError(f"encoder settings file {path} is not valid YAML/JSON: {str(err).splitlines()[0]}") from None
+    except Exception as err:  # noqa: BLE001 - yaml and json errors alike, and undecodable bytes
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"encoder settings file {path} is not valid YAML/JSON: {reason}") from None
     values = values or {}
     if not isinstance(values, dict):
         raise InputError(f"encoder settings file {path} must hold a mapping of settings")
+    return values
+
+
+def load_settings_file(path: str | Path, default_preset: str = "paper") -> TrainSettings:
+    """Training settings from a YAML or JSON file: its ``preset`` (or ``default_preset``) plus its fields."""
+    values = read_settings_file(path)
     return apply_overrides(preset(values.get("preset", default_preset)), values, source=str(path))
 
 

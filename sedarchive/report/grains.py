@@ -33,8 +33,9 @@ def grain_table(archive: Archive, keys: Iterable[SampleKey] | None = None) -> pd
 
     Columns: ``sample``, ``core``, ``depth_top_cm``, ``depth_bottom_cm``, ``particle``,
     ``position``, ``cluster`` (-1 where not assigned), ``sharpest_layer``, ``chopped``, ``clump``,
-    ``size_um`` (equivalent diameter, in pixels times ``pixel_size_um`` where only pixels are
-    known; NaN when nothing tells), the measurements of :data:`MEASUREMENTS` that exist, and
+    ``size_um`` (equivalent diameter: from the area in pixels times ``pixel_size_um`` where only
+    pixels are known, in pixels without a pixel size (``size_unit`` says which), NaN when nothing
+    tells), the measurements of :data:`MEASUREMENTS` that exist, and
     ``bbox_y0 .. bbox_x1``. Samples without grains add no rows.
     """
     keys = list(keys) if keys is not None else archive.keys()
@@ -42,7 +43,8 @@ def grain_table(archive: Archive, keys: Iterable[SampleKey] | None = None) -> pd
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame(columns=["sample", "core", "depth_top_cm", "depth_bottom_cm", "particle",
-                                     "position", "cluster", "sharpest_layer", "chopped", "clump", "size_um"])
+                                     "position", "cluster", "sharpest_layer", "chopped", "clump", "size_um",
+                                     "size_unit"])
     return pd.concat(frames, ignore_index=True)
 
 
@@ -73,6 +75,7 @@ def _sample_rows(archive: Archive, key: SampleKey) -> pd.DataFrame:
         for i, corner in enumerate(("y0", "x0", "y1", "x1")):
             rows[f"bbox_{corner}"] = bbox[:, i].astype(np.int64)
     rows["size_um"] = grain_size_um(rows, attrs.get("pixel_size_um"), n)
+    rows["size_unit"] = "µm" if ("equivalent_diameter_um" in rows or attrs.get("pixel_size_um")) else "px"
     return pd.DataFrame(rows)
 
 
@@ -124,8 +127,15 @@ def read_grain_images(archive: Archive, sample: str, particles: Sequence[int]) -
     if order.size == 0:
         return np.zeros((0, *array.shape[1:]), dtype=np.uint8)
     unique, inverse = np.unique(order, return_inverse=True)
-    images = np.asarray(array.get_orthogonal_selection((unique,)))
-    return images[inverse]
+    # one plain read per touched chunk: much faster here than zarr's orthogonal selection (0.16 s
+    # against 0.75 s for 20 grains stored one per chunk)
+    step = int(array.chunks[0])
+    parts = []
+    for chunk in np.unique(unique // step):
+        start = int(chunk) * step
+        block = np.asarray(array[start:min(start + step, array.shape[0])])
+        parts.append(block[unique[(unique >= start) & (unique < start + step)] - start])
+    return np.concatenate(parts)[inverse]
 
 
 def particle_count(archive: Archive, key: SampleKey) -> int:

@@ -1,111 +1,101 @@
 """The one place that calls the clustering part's API: labels, proportions, the map, splitting.
 
-Everything the report and the review page need from ``sedarchive.labels``,
-``sedarchive.proportions`` and ``sedarchive.clustering`` goes through these functions, which use
-the real modules when they are installed and :mod:`sedarchive.report.stopgap` otherwise.
+The report and the review page reach ``sedarchive.labels``, ``sedarchive.proportions`` and
+``sedarchive.clustering`` only through these functions, and see labels as a plain dict
+``{"version", "classes": [...], "clusters": {id: decision}}`` (the YAML's own shape).
 """
 from __future__ import annotations
 
-import importlib
 import threading
 from typing import Any
 
 from catalog import Archive
 from catalog.errors import ArchiveError
 
-#: one decision at a time per process (the review server is threaded)
+#: one decision at a time in this process (the review server is threaded; labels.py locks files)
 _WRITE_LOCK = threading.Lock()
 
 ACTIONS = ("name", "merge", "exclude", "clear", "add_class", "split")
 EXCLUDE_REASONS = ("chopped", "clump", "debris", "other")
 
 
-def _module(name: str):
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as err:
-        if err.name == name:
-            return None
-        raise
-
-
 def load_labels(archive: Archive) -> dict[str, Any]:
-    """``{"version", "classes": [...], "clusters": {id: decision}}`` (empty decisions when no file)."""
-    from sedarchive.report import stopgap
+    """``labels.yaml`` as a dict (the default classes and no decisions when there is no file)."""
+    from sedarchive.labels import load_labels as load
 
-    return stopgap.load_labels(archive.labels_path)
+    labels = load(archive)
+    return {"version": 1, "classes": list(labels.classes), "clusters": dict(labels.clusters)}
 
 
 def resolve(labels: dict[str, Any], cluster: int) -> dict[str, Any]:
-    """Where a cluster ends up after merges: its root id, class, and whether it is excluded."""
-    from sedarchive.report import stopgap
+    """Where a cluster ends up after merges: ``{"root", "class", "excluded", "reason"}``.
 
-    return stopgap.resolve(labels, cluster)
+    Examples
+    --------
+    >>> labels = {"classes": ["quartz"], "clusters": {1: {"class": "quartz"}, 2: {"merged_into": 1}}}
+    >>> resolve(labels, 2)
+    {'root': 1, 'class': 'quartz', 'excluded': False, 'reason': None}
+    """
+    seen = set()
+    root = int(cluster)
+    while "merged_into" in labels["clusters"].get(root, {}) and root not in seen:
+        seen.add(root)
+        root = int(labels["clusters"][root]["merged_into"])
+    entry = labels["clusters"].get(root, {})
+    return {"root": root, "class": entry.get("class"), "excluded": bool(entry.get("excluded", False)),
+            "reason": entry.get("reason")}
 
 
 def apply_decision(archive: Archive, action: str, params: dict[str, Any], *, user: str,
                    known_clusters: set[int]) -> dict[str, Any]:
-    """Check one decision of the expert, save ``labels.yaml`` at once, and refresh the proportions.
+    """Check one decision of the expert, save ``labels.yaml`` at once, and rewrite the proportions.
 
-    Raises :class:`catalog.ArchiveError` (nothing written) for an unknown action, cluster or class.
-    Returns the labels as saved, plus ``"new_clusters"`` after a split.
+    Raises a :class:`catalog.SedarchiveError` (nothing written) for an unknown action, cluster,
+    class or reason. Returns the labels as saved, plus ``"new_clusters"`` (ids made by a split).
     """
-    from sedarchive.report import stopgap
+    from sedarchive import labels as lab
 
     if action not in ACTIONS:
         raise ArchiveError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
+    new_clusters: list[int] = []
     with _WRITE_LOCK:
-        labels = stopgap.load_labels(archive.labels_path)
-        stamp = {"by": user, "at": stopgap.now()}
-        new_clusters: list[int] = []
         if action == "add_class":
-            name = _class_name(params.get("class"))
-            if name not in labels["classes"]:
-                labels["classes"].append(name)
+            lab.add_class(archive, _class_name(params.get("class")), by=user)
         elif action == "name":
             cid = _cluster(params.get("cluster"), known_clusters)
-            cls = params.get("class")
-            if cls not in labels["classes"]:
-                raise ArchiveError(f"class {cls!r} is not in labels.yaml's classes; add it first")
-            labels["clusters"][cid] = {"class": cls, **stamp}
+            if params.get("class") not in load_labels(archive)["classes"]:
+                raise ArchiveError(f"class {params.get('class')!r} is not in labels.yaml's classes; add it first")
+            lab.name_cluster(archive, cid, params["class"], by=user)
         elif action == "merge":
             into = _cluster(params.get("into"), known_clusters)
             others = params.get("clusters")
             if not isinstance(others, list) or not others:
                 raise ArchiveError("merge needs 'clusters', a non-empty list of cluster ids")
-            for raw in others:
-                cid = _cluster(raw, known_clusters)
-                if cid == into or resolve(labels, into)["root"] == cid:
-                    raise ArchiveError(f"cannot merge cluster {cid} into itself")
-                labels["clusters"][cid] = {"merged_into": into, **stamp}
+            for cid in [_cluster(c, known_clusters) for c in others]:
+                lab.merge_clusters(archive, cid, into, by=user)
         elif action == "exclude":
             cid = _cluster(params.get("cluster"), known_clusters)
             reason = params.get("reason")
             if reason not in EXCLUDE_REASONS:
                 raise ArchiveError(f"exclusion reason {reason!r}; expected one of {', '.join(EXCLUDE_REASONS)}")
-            labels["clusters"][cid] = {"excluded": True, "reason": reason, **stamp}
+            lab.exclude_cluster(archive, cid, reason, by=user)
         elif action == "clear":
-            cid = _cluster(params.get("cluster"), known_clusters)
-            labels["clusters"].pop(cid, None)
+            lab.clear_cluster(archive, _cluster(params.get("cluster"), known_clusters))
         elif action == "split":
-            cid = _cluster(params.get("cluster"), known_clusters)
             n = params.get("n", 2)
             if not isinstance(n, int) or isinstance(n, bool) or not 2 <= n <= 10:
                 raise ArchiveError(f"split needs n between 2 and 10, got {n!r}")
-            new_clusters = split_cluster(archive, cid, n)
-            labels["clusters"].pop(cid, None)
-            for new in new_clusters:
-                labels["clusters"][new] = {"split_from": cid, **stamp}
-        stopgap.save_labels(archive.labels_path, labels)
-        refresh_proportions(archive, labels)
-    return {**labels, "new_clusters": new_clusters}
+            new_clusters = split_cluster(archive, _cluster(params.get("cluster"), known_clusters), n, by=user)
+        if action != "split":  # a split rewrites them itself
+            refresh_proportions(archive)
+    return {**load_labels(archive), "new_clusters": new_clusters}
 
 
 def _cluster(raw: Any, known: set[int]) -> int:
     if not isinstance(raw, int) or isinstance(raw, bool):
         raise ArchiveError(f"cluster {raw!r} is not an integer id")
     if raw not in known:
-        raise ArchiveError(f"cluster {raw} is not in this archive")
+        raise ArchiveError(f"cluster {raw} is not a cluster with grains in this archive")
     return raw
 
 
@@ -117,36 +107,36 @@ def _class_name(raw: Any) -> str:
     return raw
 
 
-def refresh_proportions(archive: Archive, labels: dict[str, Any] | None = None) -> None:
-    """Re-write ``proportions.zarr`` from the stores and the current labels."""
-    from sedarchive.report import stopgap
+def refresh_proportions(archive: Archive) -> None:
+    """Re-write ``proportions.zarr`` from the stores and the current labels (when a model exists)."""
+    from sedarchive.clustering.model import current_model
+    from sedarchive.proportions import write_proportions
 
-    stopgap.write_proportions(archive, labels if labels is not None else load_labels(archive))
+    if current_model(archive) is not None:
+        write_proportions(archive)
 
 
-def split_cluster(archive: Archive, cluster: int, n: int = 2) -> list[int]:
-    """Split one cluster for a second look; returns the new cluster ids."""
-    from sedarchive.report import stopgap
+def split_cluster(archive: Archive, cluster: int, n: int = 2, *, by: str = "expert") -> list[int]:
+    """Split one cluster for a second look (new model, grains relabelled); returns the new ids."""
+    from sedarchive.clustering import split_cluster as split
 
-    return stopgap.split_cluster(archive, cluster, n)
+    return split(archive, cluster, n, by=by)
 
 
 def open_proportions(archive: Archive):
     """``proportions.zarr`` as an xarray Dataset (loaded), or None when it does not exist yet."""
-    import xarray as xr
-
     if not archive.proportions_path.exists():
         return None
-    with xr.open_zarr(archive.proportions_path) as ds:
-        return ds.load()
+    from sedarchive.results import open_proportions as open_
+
+    return open_(archive)
 
 
 def open_umap(archive: Archive):
     """``umap.zarr`` as an xarray Dataset (loaded), or None when there is no map yet."""
-    import xarray as xr
-
-    path = archive.root / "umap.zarr"
-    if not path.exists():
+    if not (archive.root / "umap.zarr").exists():
         return None
-    with xr.open_zarr(path) as ds:
+    from sedarchive.clustering import open_map
+
+    with open_map(archive) as ds:
         return ds.load()

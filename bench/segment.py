@@ -1,0 +1,143 @@
+"""Segmentation benchmark: detection quality against the simulated truth, and speed of slic and fast.
+
+    python bench/segment.py [--quick] [--positions N] [--json FILE]
+
+On a simulated sample of full-size frames (1280x1024, 6 focal layers, 1.5 µm per pixel, as at the
+paper's 80x) it measures:
+
+- quality of the stored grains of each method against the ground truth (``bench/groundtruth.py``):
+  recall, precision, median box IoU, chopped and clump flag agreement;
+- the kernels alone, in this process: frames per second of ``segment_frame`` for slic and fast,
+  and the mask IoU between the two methods on the same frames;
+- the whole ``segment`` stage on a LocalCluster with 1 and 2 worker processes (segment, crop,
+  measure, write), in frames per second, and the paper's 58,302 frames extrapolated at that rate.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from groundtruth import detection_scores  # noqa: E402
+
+PAPER_FRAMES = 58_302
+
+
+def kernel_speed(stacks: np.ndarray, n_frames: int) -> dict:
+    """Frames per second of segment_frame for both methods, and their mask IoU, on the same frames."""
+    from sedarchive.segmentation import SegmentSettings, segment_frame
+
+    frames = stacks.reshape(-1, *stacks.shape[2:])[:n_frames]
+    settings = SegmentSettings()
+    out, masks = {}, {}
+    for method in ("fast", "slic"):
+        segment_frame(frames[0], method, settings)  # warm-up: imports, caches
+        start = time.perf_counter()
+        masks[method] = [segment_frame(f, method, settings) > 0 for f in frames]
+        out[f"{method}_frames_per_s"] = len(frames) / (time.perf_counter() - start)
+    inter = sum(int((a & b).sum()) for a, b in zip(masks["slic"], masks["fast"]))
+    union = sum(int((a | b).sum()) for a, b in zip(masks["slic"], masks["fast"]))
+    out["mask_iou"] = inter / union
+    out["speedup"] = out["fast_frames_per_s"] / out["slic_frames_per_s"]
+    out["n_frames"] = len(frames)
+    return out
+
+
+def stage_speed(archive, key, method: str, n_workers: int) -> tuple[float, dict]:
+    """Frames per second of the whole segment stage, and the detection scores of what it stored."""
+    from distributed import Client, LocalCluster
+
+    from acquisition.sim import read_truth
+    from catalog import read_array
+    from catalog.store import array_names, drop_variables
+    from sedarchive.segmentation import SegmentSettings
+    from sedarchive.segmentation.stage import run_stage
+
+    settings = SegmentSettings(method=method, positions_per_task=1)
+    path = archive.sample_path(key)
+    n_frames = int(np.prod(read_array(path, "stacks", (slice(None), slice(None), 0, 0, 0)).shape))
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      silence_logs=40) as cluster, Client(cluster) as client:
+        client.run(lambda: __import__("sedarchive.segmentation.chunks") and __import__("skimage.segmentation"))
+        # A fresh sample: what an earlier run wrote is removed outside the timing.
+        drop_variables(path, [n for n in array_names(path) if n not in ("stacks", "stage_xy_mm", "position_done")])
+        archive.set_status(key, "acquired")
+        start = time.perf_counter()
+        report = run_stage(archive, [key], client, settings, quiet=True)
+        elapsed = time.perf_counter() - start
+    if not report.ok:
+        raise SystemExit(f"segment failed: {report.failures}")
+    scores = detection_scores(read_array(path, "position"), read_array(path, "bbox"), read_array(path, "chopped"),
+                              read_array(path, "clump"), read_truth(path))
+    return n_frames / elapsed, scores
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer positions (a smoke run)")
+    parser.add_argument("--positions", type=int, help="stack positions of the simulated sample (default 4, quick 2)")
+    parser.add_argument("--grains-per-mm2", type=float, default=10.0, help="grain density of the simulated plate")
+    parser.add_argument("--clump-fraction", type=float, default=0.1, help="share of grains dropped touching another")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+    n_positions = args.positions or (2 if args.quick else 4)
+
+    from acquisition.sim import simulate_sample
+    from catalog import Archive, SampleKey, read_array
+
+    figures: dict = {"positions": n_positions, "frame": "1280x1024, 6 layers, 1.5 um/px"}
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Archive.create(Path(tmp) / "archive")
+        key = SampleKey("BENCH", 100, 102)
+        path = simulate_sample(archive, key, n_positions=n_positions, height=1024, width=1280, n_layers=6,
+                               seed=7, pixel_size_um=1.5, grains_per_mm2=args.grains_per_mm2,
+                               clump_fraction=args.clump_fraction)
+        stacks = read_array(path, "stacks")
+        figures["kernels"] = kernel_speed(stacks, 6 if args.quick else 12)
+        figures["stage"] = {}
+        for method in ("slic", "fast"):
+            for n_workers in (1, 2):
+                rate, scores = stage_speed(archive, key, method, n_workers)
+                figures["stage"][f"{method}/{n_workers}"] = {"frames_per_s": rate, **scores}
+
+    k = figures["kernels"]
+    print(f"simulated sample: {n_positions} positions x 6 layers of 1280x1024 (1.5 um/px), "
+          f"{args.grains_per_mm2:g} grains/mm2; figures taken on a shared machine under load")
+    print()
+    print(f"kernels ({k['n_frames']} frames, 1 process): slic {k['slic_frames_per_s']:.2f} frames/s, "
+          f"fast {k['fast_frames_per_s']:.1f} frames/s, fast/slic {k['speedup']:.0f}x, mask IoU {k['mask_iou']:.3f}")
+    print()
+    header = ("method", "workers", "frames/s", "58,302 frames", "recall", "precision", "median IoU",
+              "chopped ok", "chopped flagged", "clump ok", "clump R/P")
+    rows = []
+    for name, s in figures["stage"].items():
+        method, workers = name.split("/")
+        hours = PAPER_FRAMES / s["frames_per_s"] / 3600
+        rows.append((method, workers, f"{s['frames_per_s']:.2f}", f"{hours:.1f} h", f"{s['recall']:.3f}",
+                     f"{s['precision']:.3f}", f"{s['median_iou']:.3f}", f"{s['chopped_accuracy']:.3f}",
+                     f"{s['chopped_flagged']:.3f}", f"{s['clump_accuracy']:.3f}",
+                     f"{s['clump_recall']:.2f}/{s['clump_precision']:.2f}"))
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(c).rjust(w) for c, w in zip(row, widths)))
+    stage = figures["stage"]
+    for method in ("slic", "fast"):
+        scaling = stage[f"{method}/2"]["frames_per_s"] / stage[f"{method}/1"]["frames_per_s"]
+        figures[f"{method}_2_over_1_workers"] = scaling
+        print(f"{method}: 2 workers / 1 worker = {scaling:.2f}x")
+    s = stage["slic/1"]
+    print(f"truth: {s['n_true']} objects, {s['n_chopped']} chopped, {s['n_clump']} clumps")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

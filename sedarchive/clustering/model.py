@@ -1,0 +1,192 @@
+"""The K-means model on disk: ``ARCHIVE/models/kmeans-<id>/`` (``centres.npy`` + ``settings.json``).
+
+No pickle: the centres are a plain ``.npy`` array (loaded with ``allow_pickle=False``) and everything
+else is JSON. ``models/current.json`` names the models in use; other parts (the encoder) keep their
+own keys in it, so it is only ever updated read-modify-write, under a lock, and replaced atomically.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from catalog import Archive
+from catalog.store import software_version
+from sedarchive.errors import InputError
+
+CURRENT_FILE = "current.json"
+CURRENT_KEY = "kmeans"
+
+
+class ClusteringError(InputError):
+    """A clustering request that cannot be met (no latents, no model, mixed encoders, bad cluster id)."""
+
+
+@dataclass
+class KMeansModel:
+    """Centres (``k x feature``), the split tree over them, and where they came from.
+
+    ``parent[i]`` is the centre that cluster ``i`` was split from (-1 for the centres of the fit);
+    ``retired[i]`` marks centres that were split and take no grains any more.
+    """
+
+    centres: np.ndarray
+    encoder_id: str | None
+    parent: np.ndarray = None  # type: ignore[assignment]
+    retired: np.ndarray = None  # type: ignore[assignment]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.centres = np.ascontiguousarray(self.centres, dtype=np.float32)
+        k = len(self.centres)
+        self.parent = np.full(k, -1, np.int64) if self.parent is None else np.asarray(self.parent, np.int64)
+        self.retired = np.zeros(k, bool) if self.retired is None else np.asarray(self.retired, bool)
+        if self.centres.ndim != 2 or self.parent.shape != (k,) or self.retired.shape != (k,):
+            raise ClusteringError(f"K-means model: centres {self.centres.shape}, parent {self.parent.shape} "
+                                  f"and retired {self.retired.shape} disagree")
+
+    @property
+    def n_centres(self) -> int:
+        return len(self.centres)
+
+    @property
+    def n_features(self) -> int:
+        return int(self.centres.shape[1])
+
+    @property
+    def active_ids(self) -> list[int]:
+        """Cluster ids that grains can be assigned to."""
+        return [int(i) for i in np.flatnonzero(~self.retired)]
+
+    @property
+    def id(self) -> str:
+        """Content hash: the same centres, tree and encoder always give the same id."""
+        h = hashlib.sha256(self.centres.tobytes())
+        h.update(json.dumps([self.parent.tolist(), self.retired.tolist(), self.encoder_id]).encode())
+        return f"k{self.n_centres}-{h.hexdigest()[:12]}"
+
+    @property
+    def folder_name(self) -> str:
+        return f"kmeans-{self.id}"
+
+    def assign(self, latents: np.ndarray) -> np.ndarray:
+        from sedarchive.clustering.kmeans import assign_grains
+
+        if latents.ndim != 2 or latents.shape[1] != self.n_features:
+            raise ClusteringError(f"latents of shape {latents.shape} do not match the model's {self.n_features} features")
+        return assign_grains(latents, self.centres, self.parent, self.retired)
+
+
+def model_dir(archive: Archive, model_id: str) -> Path:
+    return archive.models_dir / f"kmeans-{model_id}"
+
+
+def save_model(archive: Archive, model: KMeansModel, *, make_current: bool = True) -> Path:
+    """Write the model folder (atomically: a temporary folder renamed) and name it current."""
+    final = model_dir(archive, model.id)
+    if not final.exists():
+        archive.models_dir.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        np.save(tmp / "centres.npy", model.centres, allow_pickle=False)
+        meta = {
+            "id": model.id,
+            "k": model.n_centres,
+            "n_features": model.n_features,
+            "encoder_id": model.encoder_id,
+            "parent": model.parent.tolist(),
+            "retired": model.retired.tolist(),
+            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "software_version": software_version(),
+            **{k: v for k, v in model.info.items() if k not in {"id", "k", "parent", "retired"}},
+        }
+        (tmp / "settings.json").write_text(json.dumps(meta, indent=2, default=_plain) + "\n")
+        try:
+            tmp.rename(final)
+        except OSError:  # another process saved the same model meanwhile: same content
+            shutil.rmtree(tmp, ignore_errors=True)
+    if make_current:
+        update_current(archive, {CURRENT_KEY: final.name})
+    return final
+
+
+def load_model(archive: Archive, model_id: str) -> KMeansModel:
+    """Load ``models/kmeans-<id>``; a clear error when it is missing or damaged."""
+    folder = model_dir(archive, model_id.removeprefix("kmeans-"))
+    return load_model_dir(folder)
+
+
+def load_model_dir(folder: str | Path) -> KMeansModel:
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / "settings.json").read_text())
+        centres = np.load(folder / "centres.npy", allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise ClusteringError(f"K-means model {folder} cannot be read: {err}") from None
+    info = {k: v for k, v in meta.items() if k not in {"parent", "retired", "encoder_id"}}
+    return KMeansModel(centres, meta.get("encoder_id"), np.asarray(meta["parent"]), np.asarray(meta["retired"]), info)
+
+
+def current_model(archive: Archive) -> KMeansModel | None:
+    """The model that ``models/current.json`` names, or None when there is none yet."""
+    name = read_current(archive).get(CURRENT_KEY)
+    if not name:
+        return None
+    return load_model_dir(archive.models_dir / name)
+
+
+def read_current(archive: Archive) -> dict[str, Any]:
+    path = archive.models_dir / CURRENT_FILE
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as err:
+        raise ClusteringError(f"{path} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ClusteringError(f"{path} must hold a JSON object")
+    return data
+
+
+def update_current(archive: Archive, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Set keys of ``models/current.json``, keeping the others (read-modify-write under a lock)."""
+    archive.models_dir.mkdir(parents=True, exist_ok=True)
+    path = archive.models_dir / CURRENT_FILE
+    with _locked(archive.models_dir / ".current.lock"):
+        data = read_current(archive)
+        data.update(changes)
+        tmp = path.with_name(f".{CURRENT_FILE}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    return data
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{obj!r} is not JSON-serialisable")

@@ -1,0 +1,239 @@
+"""The cluster stage: fit (or reuse) the archive's K-means model, label every grain, count, map.
+
+Orchestration only: the fit streams latents in the calling process (one sequential pass, bounded
+memory, with progress lines); labelling is one Dask task per sample, each writing its own
+``cluster``; metadata (model files, ``cluster`` arrays, status, settings) is written here.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from catalog import Archive, SampleKey, create_variables, read_attrs, record_stage
+from catalog.store import array_names
+from sedarchive.clustering.model import ClusteringError, KMeansModel, current_model, model_dir, save_model
+from sedarchive.compute import TaskReport, run_tasks
+
+
+@dataclass
+class ClusterSettings:
+    """Settings of the cluster stage (defaults follow the paper: K = 100 overclustering).
+
+    ``refit`` fits a new model even when one exists for the samples' encoder; ``assign_only`` refuses
+    to fit (an error without a model). With neither, an existing model of the same encoder is reused.
+    ``proxies`` maps a proxy name to ``{numerator: [classes], denominator: [classes]}`` (None: defaults).
+    """
+
+    k: int = 100
+    batch_size: int = 4096
+    max_epochs: int = 3
+    tol: float = 1e-4
+    init_size: int = 0  # grains for the starting centres; 0: max(20 k, 3 batch_size)
+    include_flagged: bool = False  # chopped and clump grains take part in the fit
+    seed: int = 0
+    refit: bool = False
+    assign_only: bool = False
+    umap_points: int = 50_000  # 0: no map
+    umap_all: bool = False
+    proxies: dict[str, dict[str, list[str]]] | None = None
+    threads: int = 0  # BLAS/OpenMP threads of the fit in this process; 0: the libraries' default
+
+    def fit_settings(self) -> dict[str, Any]:
+        """What determines the model (recorded in the model folder and the stores)."""
+        keep = ("k", "batch_size", "max_epochs", "tol", "init_size", "include_flagged", "seed")
+        return {k: getattr(self, k) for k in keep}
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> ClusterSettings:
+        """Settings from a YAML or TOML file (keys as the fields), then ``overrides``."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+            if path.suffix == ".toml":
+                raw = tomllib.loads(text)
+            else:
+                import yaml
+
+                raw = yaml.safe_load(text) or {}
+        except (OSError, ValueError) as err:
+            raise ClusteringError(f"cluster settings {path}: {str(err).splitlines()[0]}") from None
+        raw = raw.get("cluster", raw) if isinstance(raw, dict) else raw
+        if not isinstance(raw, dict):
+            raise ClusteringError(f"cluster settings {path}: expected a mapping of settings")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - names)
+        if unknown:
+            raise ClusteringError(f"cluster settings {path}: unknown setting {unknown[0]!r} "
+                                  f"(known: {', '.join(sorted(names))})")
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**raw)
+
+    def check(self) -> None:
+        if self.k < 2 or self.batch_size < 1 or self.max_epochs < 1 or self.umap_points < 0:
+            raise ClusteringError(f"cluster settings: need k >= 2, batch_size >= 1, max_epochs >= 1, "
+                                  f"umap_points >= 0 (got k={self.k}, batch_size={self.batch_size}, "
+                                  f"max_epochs={self.max_epochs}, umap_points={self.umap_points})")
+        if self.refit and self.assign_only:
+            raise ClusteringError("--refit and --assign-only exclude each other")
+        from sedarchive.proportions import proxies_from
+
+        proxies_from(self.proxies)
+
+
+def encoder_of(archive: Archive, keys: Sequence[SampleKey]) -> str | None:
+    """The one encoder whose latents the samples hold; an error naming the culprits otherwise."""
+    by_encoder: dict[str | None, list[str]] = {}
+    for key in keys:
+        path = archive.sample_path(key)
+        if "latent" not in array_names(path):
+            raise ClusteringError(f"sample {key.name} has no latents; run `sedarchive encode` first")
+        by_encoder.setdefault(read_attrs(path).get("encoder_id"), []).append(key.name)
+    if len(by_encoder) > 1:
+        parts = "; ".join(f"{enc}: {', '.join(names[:3])}{'...' if len(names) > 3 else ''}"
+                          for enc, names in by_encoder.items())
+        raise ClusteringError(f"samples were encoded by different encoders ({parts}); re-encode them with one")
+    return next(iter(by_encoder), None)
+
+
+def fit_model(archive: Archive, keys: Sequence[SampleKey], settings: ClusterSettings, encoder_id: str | None,
+              *, quiet: bool = False) -> KMeansModel:
+    """Stream the latents of ``keys`` through MiniBatchKMeans; returns the (unsaved) model."""
+    from sedarchive.clustering.kmeans import fit_streamed, initial_centres
+    from sedarchive.clustering.latents import LatentSource
+
+    source = LatentSource([archive.sample_path(k) for k in keys], include_flagged=settings.include_flagged)
+    if source.n_grains < settings.k:
+        raise ClusteringError(f"{source.n_grains} grains in {len(keys)} samples: fewer than K = {settings.k} "
+                              f"clusters (lower --k)")
+    rng = np.random.default_rng(settings.seed)
+    init_size = settings.init_size or max(20 * settings.k, 3 * settings.batch_size)
+    start = source.sample(init_size, rng)
+    if len(start) < settings.k:
+        raise ClusteringError(f"only {len(start)} grains with finite latents: fewer than K = {settings.k}")
+    say = None if quiet else (lambda msg: print(f"cluster: {msg}", file=sys.stderr, flush=True))
+    if say:
+        say(f"fitting K = {settings.k} on {source.n_grains} grains of {len(keys)} samples")
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(settings.threads or None):
+        init = initial_centres(start, settings.k, settings.seed)
+        fit = fit_streamed(lambda epoch: source.batches(settings.batch_size, rng), init,
+                           batch_size=settings.batch_size, max_epochs=settings.max_epochs, tol=settings.tol,
+                           seed=settings.seed, progress=say)
+    info = {"settings": settings.fit_settings(), "n_grains_fit": fit.n_grains, "n_samples_fit": len(keys),
+            "mean_sq_distance": fit.mean_sq_distance, "n_epochs": fit.n_epochs, "n_batches": fit.n_batches}
+    return KMeansModel(fit.centres, encoder_id, info=info)
+
+
+def run_stage(archive: Archive, keys: Sequence[SampleKey], client: Any, settings: ClusterSettings, *,
+              quiet: bool = False) -> TaskReport:
+    """Cluster the selected samples; resumable (samples labelled by the current model are skipped).
+
+    Fits a model when there is none for the samples' encoder or ``settings.refit``; then labels
+    every grain of every selected sample, writes ``proportions.zarr`` and the UMAP map.
+    """
+    settings.check()
+    from catalog import status_rank
+
+    keys = list(keys)
+    not_ready = [k.name for k in keys if status_rank(read_attrs(archive.sample_path(k)).get("status", "acquiring"))
+                 < status_rank("encoded")]
+    if not_ready:
+        raise ClusteringError(f"sample {not_ready[0]} is not encoded yet"
+                              + (f" (and {len(not_ready) - 1} more)" if len(not_ready) > 1 else "")
+                              + "; run `sedarchive encode` first")
+    if not keys:
+        return TaskReport()
+    encoder_id = encoder_of(archive, keys)
+    model = current_model(archive)
+    usable = model is not None and model.encoder_id == encoder_id
+    if settings.assign_only and not usable:
+        raise ClusteringError(f"--assign-only: no K-means model for encoder {encoder_id} in {archive.models_dir}")
+    if settings.refit or not usable:
+        model = fit_model(archive, keys, settings, encoder_id, quiet=quiet)
+        save_model(archive, model)
+    elif model.n_features != _n_features(archive, keys[0]):
+        raise ClusteringError(f"the K-means model has {model.n_features} features, {keys[0].name} "
+                              f"{_n_features(archive, keys[0])}; run with --refit")
+    report = assign(archive, keys, client, model, settings, quiet=quiet)
+    _finish(archive, settings, quiet)
+    return report
+
+
+def assign(archive: Archive, keys: Sequence[SampleKey], client: Any, model: KMeansModel,
+           settings: ClusterSettings | None = None, *, quiet: bool = False, force: bool = False) -> TaskReport:
+    """Label the grains of ``keys`` with ``model`` on Dask (``client=None``: here, one after another)."""
+    from sedarchive.clustering.latents import assign_sample, n_grains
+
+    recorded = {**(settings or ClusterSettings()).fit_settings(), "kmeans_id": model.id}
+    todo = {}
+    report = TaskReport()
+    for key in keys:
+        path = archive.sample_path(key)
+        attrs = read_attrs(path)
+        if not force and attrs.get("status") == "clustered" and attrs.get("kmeans_id") == model.id:
+            report.results[key] = "already clustered"
+            continue
+        if attrs.get("status") == "clustered":  # relabelled: not "clustered" again until the task succeeds
+            archive.set_status(key, "encoded")
+        n = n_grains(path)
+        chunk = _latent_chunk(path) if n else 1
+        create_variables(path, {"cluster": (("particle",), (n,), np.int32, (chunk,))}, fill_values={"cluster": -1})
+        todo[key] = (str(path), str(model_dir(archive, model.id)))
+    if client is None:
+        for key, args in todo.items():
+            try:
+                report.results[key] = assign_sample(*args)
+            except Exception as err:  # noqa: BLE001 - one bad sample does not stop the others
+                from sedarchive.compute import one_line
+
+                report.failures[key] = one_line(err)
+    else:
+        done = run_tasks(client, assign_sample, todo, label="cluster", quiet=quiet)
+        report.results.update(done.results)
+        report.failures.update(done.failures)
+    for key in todo:
+        if key in report.failures:
+            continue
+        path = archive.sample_path(key)
+        record_stage(path, "cluster", recorded)
+        archive.set_status(key, "clustered", kmeans_id=model.id)
+    return report
+
+
+def _finish(archive: Archive, settings: ClusterSettings, quiet: bool) -> None:
+    from sedarchive.clustering.umap_map import build_map
+    from sedarchive.proportions import proxies_from, write_proportions
+
+    write_proportions(archive, proxies=proxies_from(settings.proxies) if settings.proxies is not None else None)
+    if settings.umap_points:
+        model = current_model(archive)
+        keys = [row.key for row in archive.samples(status="clustered")
+                if read_attrs(row.path).get("kmeans_id") == model.id]
+        say = None if quiet else (lambda msg: print(f"cluster: {msg}", file=sys.stderr, flush=True))
+        try:
+            build_map(archive, keys, n_points=settings.umap_points, all_points=settings.umap_all,
+                      seed=settings.seed, attrs={"kmeans_id": model.id, "settings": json.dumps(asdict(settings))},
+                      progress=say)
+        except ValueError as err:
+            if say:
+                say(f"no UMAP map: {err}")
+
+
+def _latent_chunk(path: Path) -> int:
+    import zarr
+
+    return int(zarr.open_array(str(path / "latent"), mode="r").chunks[0])
+
+
+def _n_features(archive: Archive, key: SampleKey) -> int:
+    import zarr
+
+    return int(zarr.open_array(str(archive.sample_path(key) / "latent"), mode="r").shape[1])

@@ -1,0 +1,48 @@
+"""``sedarchive review ARCHIVE``: serve the page where an expert names clusters (loopback by default)."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+
+from sedarchive.commands import _options
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("review", help="serve the page where an expert names, merges, excludes and splits clusters",
+                       description="Serve the review page. Every decision is saved at once to ARCHIVE/labels.yaml "
+                                   "(with who and when) and rewrites ARCHIVE/proportions.zarr.")
+    _options.add_archive(p)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    p.add_argument("--user", default=None, help="who is deciding, recorded in labels.yaml (default: login name)")
+    p.add_argument("--quiet", action="store_true", help="no request log")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from catalog import Archive
+    from catalog.errors import SedarchiveError
+    from sedarchive.review import make_server
+
+    archive = Archive.open(args.archive)
+    if not 0 <= args.port <= 65535:
+        raise SedarchiveError(f"port {args.port} is not between 0 and 65535")
+    user = args.user or getpass.getuser()
+    try:
+        server = make_server(archive, args.host, args.port, user=user, quiet=args.quiet)
+    except OSError as err:
+        raise SedarchiveError(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}") from None
+    host, port = server.server_address[:2]
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"review: warning: listening on {args.host}, reachable from other machines", file=sys.stderr)
+    print(f"review: http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/ as {user} (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("review: stopped; every decision is in labels.yaml", file=sys.stderr)
+    finally:
+        server.server_close()
+    return 0

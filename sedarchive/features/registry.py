@@ -1,0 +1,71 @@
+"""Which encoder is in use: ``ARCHIVE/models/current.json`` and lookups among the saved models.
+
+``current.json`` is shared with the clustering stage: a JSON object whose ``encoder`` key holds the
+id of the encoder in use (folder ``encoder-<id>``); other keys (``kmeans``) are kept as they are.
+It is rewritten atomically by the orchestrating process only.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from sedarchive.errors import InputError
+from sedarchive.features.store import encoder_dir, read_info
+
+CURRENT_FILE = "current.json"
+
+
+def read_current(models_dir: str | Path) -> dict[str, Any]:
+    path = Path(models_dir) / CURRENT_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as err:
+        raise InputError(f"{path} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path} must hold a JSON object")
+    return data
+
+
+def set_current(models_dir: str | Path, **models: str) -> None:
+    """Name the models in use (e.g. ``encoder=<id>``), keeping the other entries."""
+    models_dir = Path(models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    data = read_current(models_dir)
+    data.update(models)
+    tmp = models_dir / f".{CURRENT_FILE}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    os.replace(tmp, models_dir / CURRENT_FILE)
+
+
+def current_encoder(models_dir: str | Path) -> str | None:
+    return read_current(models_dir).get("encoder")
+
+
+def list_encoders(models_dir: str | Path) -> list[str]:
+    """Ids of the saved encoders, oldest first."""
+    folders = [p for p in Path(models_dir).glob("encoder-*") if (p / "settings.json").is_file()]
+    return [p.name.removeprefix("encoder-") for p in sorted(folders, key=lambda p: p.stat().st_mtime)]
+
+
+def find_trained(models_dir: str | Path, fingerprint: str) -> str | None:
+    """The id of a saved encoder trained with this fingerprint (settings + grains), if any."""
+    for model_id in reversed(list_encoders(models_dir)):
+        if read_info(encoder_dir(models_dir, model_id)).get("fingerprint") == fingerprint:
+            return model_id
+    return None
+
+
+def resolve_encoder(models_dir: str | Path, model_id: str | None = None) -> tuple[str, Path]:
+    """The id and folder of ``model_id`` (default: the current encoder); a clear error when absent."""
+    model_id = model_id or current_encoder(models_dir)
+    if not model_id:
+        raise InputError(f"no trained encoder in {Path(models_dir)}; run `sedarchive train` first")
+    model_id = model_id.removeprefix("encoder-")
+    folder = encoder_dir(models_dir, model_id)
+    if not (folder / "settings.json").is_file():
+        raise InputError(f"encoder {model_id} is not in {Path(models_dir)}")
+    return model_id, folder

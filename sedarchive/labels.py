@@ -1,0 +1,269 @@
+"""``ARCHIVE/labels.yaml``: the expert's names of clusters (the schema is in CONTRIBUTING.md).
+
+.. code-block:: yaml
+
+    version: 1
+    classes: [quartz, dark, foram_intact, foram_broken, chopped, clump, debris]
+    clusters:
+      12: {class: quartz, by: expert, at: "2026-11-24T10:00:00+00:00"}
+      13: {merged_into: 12, by: expert, at: ...}
+      40: {excluded: true, reason: chopped, by: expert, at: ...}
+
+The review page records decisions with the small functions :func:`name_cluster`,
+:func:`merge_clusters`, :func:`exclude_cluster`, :func:`clear_cluster` and :func:`add_class`; each
+loads, changes, validates and saves atomically under a lock. :func:`resolve` turns the file into
+``cluster -> class`` (merges followed, exclusions dropped).
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from catalog import Archive
+from sedarchive.errors import InputError
+
+VERSION = 1
+DEFAULT_CLASSES = ("quartz", "dark", "foram_intact", "foram_broken", "chopped", "clump", "debris")
+_CLASS_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class LabelsError(InputError):
+    """labels.yaml is malformed or names a cluster or class that does not exist."""
+
+
+@dataclass
+class Labels:
+    """The content of labels.yaml: the class list and one entry per decided cluster."""
+
+    classes: list[str] = field(default_factory=lambda: list(DEFAULT_CLASSES))
+    clusters: dict[int, dict[str, Any]] = field(default_factory=dict)
+    kmeans_id: str | None = None  # the model whose clusters these are (absent in hand-written files)
+
+    def to_yaml(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"version": VERSION}
+        if self.kmeans_id:
+            out["kmeans_id"] = self.kmeans_id
+        out["classes"] = list(self.classes)
+        out["clusters"] = {int(k): dict(v) for k, v in sorted(self.clusters.items())}
+        return out
+
+    def belongs_to(self, model: Any) -> bool:
+        """True when these names are about ``model``'s clusters (its own id, or one it was split from)."""
+        return not self.kmeans_id or self.kmeans_id == model.id or self.kmeans_id in model.info.get("lineage", [])
+
+
+def load_labels(archive: Archive, *, cluster_ids: Iterable[int] | None = None) -> Labels:
+    """Read labels.yaml (the default class list and no decisions when it does not exist yet).
+
+    With ``cluster_ids`` (the clusters of the current model), entries are validated against them.
+    """
+    path = archive.labels_path
+    if not path.exists():
+        return Labels()
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise LabelsError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    labels = _parse(raw, path)
+    validate(labels, cluster_ids, where=path)
+    return labels
+
+
+def _parse(raw: Any, path: Path) -> Labels:
+    if not isinstance(raw, dict):
+        raise LabelsError(f"{path}: expected a mapping with version, classes and clusters")
+    if raw.get("version", VERSION) != VERSION:
+        raise LabelsError(f"{path}: version {raw.get('version')!r} is not supported (expected {VERSION})")
+    classes = raw.get("classes", list(DEFAULT_CLASSES))
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise LabelsError(f"{path}: classes must be a list of names")
+    clusters = raw.get("clusters") or {}
+    if not isinstance(clusters, dict):
+        raise LabelsError(f"{path}: clusters must map cluster ids to entries")
+    parsed: dict[int, dict[str, Any]] = {}
+    for key, entry in clusters.items():
+        try:
+            cid = int(key)
+        except (TypeError, ValueError):
+            raise LabelsError(f"{path}: cluster id {key!r} is not an integer") from None
+        if not isinstance(entry, dict):
+            raise LabelsError(f"{path}: cluster {cid}: entry must be a mapping, got {entry!r}")
+        parsed[cid] = dict(entry)
+    kmeans_id = raw.get("kmeans_id")
+    return Labels(list(classes), parsed, str(kmeans_id) if kmeans_id else None)
+
+
+def validate(labels: Labels, cluster_ids: Iterable[int] | None = None, *, where: Any = "labels") -> None:
+    """Raise :class:`LabelsError` naming the first unknown cluster, unknown class or bad entry."""
+    seen = set()
+    for name in labels.classes:
+        if not _CLASS_RE.match(name):
+            raise LabelsError(f"{where}: class name {name!r} must be lower-case letters, digits and _")
+        if name in seen:
+            raise LabelsError(f"{where}: class {name!r} is listed twice")
+        seen.add(name)
+    known = None if cluster_ids is None else {int(c) for c in cluster_ids}
+    for cid, entry in labels.clusters.items():
+        if known is not None and cid not in known:
+            raise LabelsError(f"{where}: cluster {cid} is not a cluster of the current K-means model "
+                              f"(ids {min(known, default=0)}..{max(known, default=-1)})")
+        kinds = [k for k in ("class", "merged_into", "excluded") if k in entry]
+        history = any(k in entry for k in ("split_into", "split_from"))
+        if len(kinds) > 1 or (not kinds and not history):
+            raise LabelsError(f"{where}: cluster {cid} needs exactly one of class, merged_into, excluded "
+                              f"(has {', '.join(kinds) or 'none'})")
+        if "class" in entry and entry["class"] not in seen:
+            raise LabelsError(f"{where}: cluster {cid} is named {entry['class']!r}, which is not in classes "
+                              f"({', '.join(labels.classes)}); add the class first")
+        if "merged_into" in entry:
+            target = entry["merged_into"]
+            if not isinstance(target, int) or (known is not None and target not in known):
+                raise LabelsError(f"{where}: cluster {cid} is merged into {target!r}, which is not a known cluster")
+            if target not in labels.clusters:
+                raise LabelsError(f"{where}: cluster {cid} is merged into cluster {target}, which has no entry")
+        if "excluded" in entry and entry["excluded"] is not True:
+            raise LabelsError(f"{where}: cluster {cid}: excluded must be true (remove the entry to include it)")
+    resolve(labels, where=where)  # catches merge cycles
+
+
+def resolve(labels: Labels, *, where: Any = "labels") -> dict[int, str | None]:
+    """Cluster id -> class name (merges followed); excluded clusters map to None.
+
+    Clusters without an entry, and entries that only record a split (``split_into``, ``split_from``),
+    are absent.
+
+    Examples
+    --------
+    >>> lab = Labels(["quartz"], {1: {"class": "quartz"}, 2: {"merged_into": 1}, 3: {"excluded": True}})
+    >>> resolve(lab)
+    {1: 'quartz', 2: 'quartz', 3: None}
+    """
+    out: dict[int, str | None] = {}
+    for cid in labels.clusters:
+        chain = [cid]
+        entry = labels.clusters[cid]
+        while "merged_into" in entry:
+            nxt = entry["merged_into"]
+            if nxt in chain:
+                raise LabelsError(f"{where}: merges of clusters {' -> '.join(map(str, chain + [nxt]))} form a cycle")
+            chain.append(nxt)
+            entry = labels.clusters.get(nxt, {})
+        if "class" in entry:
+            out[cid] = entry["class"]
+        elif entry.get("excluded") is True:
+            out[cid] = None
+    return out
+
+
+def save_labels(archive: Archive, labels: Labels, *, cluster_ids: Iterable[int] | None = None) -> Path:
+    """Validate, then write labels.yaml atomically (temporary file + rename)."""
+    validate(labels, cluster_ids, where=archive.labels_path)
+    path = archive.labels_path
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(yaml.safe_dump(labels.to_yaml(), sort_keys=False, default_flow_style=None))
+    os.replace(tmp, path)
+    return path
+
+
+def _stamp(by: str) -> dict[str, str]:
+    if not by or not isinstance(by, str):
+        raise LabelsError("a decision needs who made it (by)")
+    return {"by": by, "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+@contextlib.contextmanager
+def _editing(archive: Archive, cluster_ids: Iterable[int] | None) -> Iterator[Labels]:
+    """Load under a lock, let the caller change, save: concurrent review edits cannot lose each other.
+
+    The file is stamped with the current K-means model, so names never silently carry over to the
+    clusters of a refitted model.
+    """
+    from sedarchive.clustering.model import current_model
+
+    ids = None if cluster_ids is None else list(cluster_ids)
+    archive.root.mkdir(parents=True, exist_ok=True)
+    with open(archive.root / ".labels.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            labels = load_labels(archive)
+            model = current_model(archive)
+            if model is not None and not labels.belongs_to(model):
+                raise LabelsError(f"{archive.labels_path} names the clusters of K-means model {labels.kmeans_id}, "
+                                  f"not of the current {model.id}; move it aside to name the new clusters")
+            yield labels
+            if model is not None:
+                labels.kmeans_id = model.id
+            save_labels(archive, labels, cluster_ids=ids)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _model_ids(archive: Archive, cluster_ids: Iterable[int] | None) -> list[int] | None:
+    if cluster_ids is not None:
+        return list(cluster_ids)
+    from sedarchive.clustering.model import current_model
+
+    model = current_model(archive)
+    return None if model is None else list(range(model.n_centres))
+
+
+def name_cluster(archive: Archive, cluster: int, class_name: str, *, by: str = "expert",
+                 cluster_ids: Iterable[int] | None = None) -> Labels:
+    """Name a cluster (replacing any earlier decision about it)."""
+    with _editing(archive, _model_ids(archive, cluster_ids)) as labels:
+        labels.clusters[int(cluster)] = {"class": class_name, **_stamp(by)}
+    return labels
+
+
+def merge_clusters(archive: Archive, cluster: int, into: int, *, by: str = "expert",
+                   cluster_ids: Iterable[int] | None = None) -> Labels:
+    """Count ``cluster`` as whatever ``into`` is (``into`` must have an entry already)."""
+    if int(cluster) == int(into):
+        raise LabelsError(f"cannot merge cluster {cluster} into itself")
+    with _editing(archive, _model_ids(archive, cluster_ids)) as labels:
+        labels.clusters[int(cluster)] = {"merged_into": int(into), **_stamp(by)}
+    return labels
+
+
+def exclude_cluster(archive: Archive, cluster: int, reason: str = "", *, by: str = "expert",
+                    cluster_ids: Iterable[int] | None = None) -> Labels:
+    """Leave a cluster out of the class counts (e.g. reason ``chopped`` or ``debris``)."""
+    with _editing(archive, _model_ids(archive, cluster_ids)) as labels:
+        labels.clusters[int(cluster)] = {"excluded": True, "reason": str(reason), **_stamp(by)}
+    return labels
+
+
+def clear_cluster(archive: Archive, cluster: int, *, cluster_ids: Iterable[int] | None = None) -> Labels:
+    """Forget the decision about a cluster (others merged into it must be cleared first)."""
+    with _editing(archive, _model_ids(archive, cluster_ids)) as labels:
+        labels.clusters.pop(int(cluster), None)
+    return labels
+
+
+def record_split(archive: Archive, cluster: int, into: Iterable[int], *, by: str = "expert",
+                 cluster_ids: Iterable[int] | None = None) -> Labels:
+    """Note that a named cluster was split (its grains now belong to ``into``, still unnamed)."""
+    if not archive.labels_path.exists():
+        return Labels()
+    with _editing(archive, _model_ids(archive, cluster_ids)) as labels:
+        if int(cluster) in labels.clusters:
+            labels.clusters[int(cluster)] = {"split_into": [int(c) for c in into], **_stamp(by)}
+    return labels
+
+
+def add_class(archive: Archive, class_name: str, *, by: str = "expert") -> Labels:
+    """Add a class to the list (no change when it is there already)."""
+    _stamp(by)
+    with _editing(archive, None) as labels:
+        if class_name not in labels.classes:
+            labels.classes.append(class_name)
+    return labels

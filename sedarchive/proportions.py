@@ -1,0 +1,262 @@
+"""``ARCHIVE/proportions.zarr``: grains per sample and cluster, per named class, and proxies with bounds.
+
+One xarray Dataset, dimension ``sample`` with coordinates ``core``, ``depth_top_cm``,
+``depth_bottom_cm`` (and ``depth_mid_cm``), so ``ds.sel(sample=ds.core == "X").sortby("depth_top_cm")``
+is a down-core series. Variables:
+
+- ``count (sample, cluster)``: grains not flagged chopped or clump, per cluster;
+  ``flag_count (sample, flag)`` counts chopped and clump grains apart (a grain may be both);
+  ``n_grains``, ``n_flagged``, ``n_unassigned`` per sample, so
+  ``count.sum("cluster") + n_flagged + n_unassigned == n_grains``.
+- once ``labels.yaml`` names clusters: ``cluster_class (cluster)``, ``class_count (sample, class)``,
+  ``n_classified`` (grains of named, not excluded clusters), ``class_fraction`` with its 95% Wilson
+  interval ``class_fraction_lower`` / ``class_fraction_upper``, and one variable per proxy with
+  ``<proxy>_lower`` / ``<proxy>_upper``.
+
+A proxy is ``sum(numerator classes) / sum(denominator classes)``. When the numerator classes are part
+of the denominator it is a proportion (Wilson interval); when they are disjoint it is a ratio
+``A / B``, whose bounds come from the Wilson interval of ``A / (A + B)`` mapped through ``p / (1 - p)``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from catalog import Archive, SampleKey, read_array, read_attrs
+from catalog.store import array_names
+from sedarchive.errors import InputError
+from sedarchive.labels import load_labels, resolve
+
+FLAGS = ("chopped", "clump")
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """A paleo-proxy: a ratio of summed class counts."""
+
+    name: str
+    numerator: tuple[str, ...]
+    denominator: tuple[str, ...]
+
+    @property
+    def kind(self) -> str:
+        num, den = set(self.numerator), set(self.denominator)
+        if num <= den:
+            return "fraction"
+        if not num & den:
+            return "ratio"
+        raise InputError(f"proxy {self.name}: numerator classes must be all inside the denominator "
+                         f"(a fraction) or all outside it (a ratio)")
+
+
+DEFAULT_PROXIES = (
+    Proxy("foram_fragmentation", ("foram_broken",), ("foram_broken", "foram_intact")),
+    Proxy("biogenic_terrigenous", ("foram_intact", "foram_broken"), ("quartz", "dark")),
+)
+
+
+def proxies_from(mapping: Mapping[str, Any] | None) -> tuple[Proxy, ...]:
+    """Proxies from settings: ``{name: {numerator: [...], denominator: [...]}}`` (None: the defaults)."""
+    if mapping is None:
+        return DEFAULT_PROXIES
+    out = []
+    for name, spec in mapping.items():
+        if not isinstance(spec, Mapping) or not spec.get("numerator") or not spec.get("denominator"):
+            raise InputError(f"proxy {name!r} needs non-empty numerator and denominator class lists")
+        proxy = Proxy(str(name), tuple(spec["numerator"]), tuple(spec["denominator"]))
+        proxy.kind  # noqa: B018 - validates
+        out.append(proxy)
+    return tuple(out)
+
+
+def wilson_interval(successes: np.ndarray, trials: np.ndarray, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Point estimate and Wilson score interval of ``successes / trials`` (NaN where trials is 0).
+
+    Examples
+    --------
+    >>> p, lo, hi = wilson_interval(np.array([30]), np.array([100]))
+    >>> float(p[0]), round(float(lo[0]), 3), round(float(hi[0]), 3)
+    (0.3, 0.219, 0.396)
+    """
+    k = np.asarray(successes, dtype=float)
+    n = np.asarray(trials, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        denom = 1 + z**2 / n
+        centre = (p + z**2 / (2 * n)) / denom
+        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
+    lo = np.where(n > 0, np.clip(centre - half, 0, 1), np.nan)
+    hi = np.where(n > 0, np.clip(centre + half, 0, 1), np.nan)
+    return np.where(n > 0, p, np.nan), np.minimum(lo, np.where(n > 0, p, np.nan)), np.maximum(hi, np.where(n > 0, p, np.nan))
+
+
+def proxy_with_bounds(proxy: Proxy, class_count: xr.DataArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Value, lower and upper 95% bound of a proxy for every sample."""
+    num = class_count.sel({"class": list(proxy.numerator)}).sum("class").values
+    den = class_count.sel({"class": list(proxy.denominator)}).sum("class").values
+    if proxy.kind == "fraction":
+        return wilson_interval(num, den)
+    p, lo, hi = wilson_interval(num, num + den)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        odds = [np.where(q < 1, q / (1 - q), np.inf) for q in (p, lo, hi)]
+    value = np.where(den > 0, odds[0], np.nan)
+    return value, np.where(np.isfinite(p), odds[1], np.nan), np.where(np.isfinite(p), odds[2], np.nan)
+
+
+def sample_counts(path: str | Path, n_clusters: int) -> dict[str, Any]:
+    """Grain counts of one store (cluster -1 and flagged grains counted apart)."""
+    names = array_names(path)
+    cluster = np.asarray(read_array(path, "cluster"), np.int64) if "cluster" in names else np.empty(0, np.int64)
+    n = len(cluster)
+    flags = {f: (np.asarray(read_array(path, f), bool) if f in names and n else np.zeros(n, bool)) for f in FLAGS}
+    flagged = flags["chopped"] | flags["clump"]
+    plain = cluster[~flagged]
+    if plain.size and plain.max() >= n_clusters:
+        raise InputError(f"{Path(path).name}: cluster id {plain.max()} is beyond the model's {n_clusters} clusters")
+    return {
+        "count": np.bincount(plain[plain >= 0], minlength=n_clusters),
+        "flag_count": [int(flags[f].sum()) for f in FLAGS],
+        "n_grains": n,
+        "n_flagged": int(flagged.sum()),
+        "n_unassigned": int((plain < 0).sum()),
+    }
+
+
+def build_proportions(archive: Archive, keys: Sequence[SampleKey], n_clusters: int, *,
+                      labels_mapping: Mapping[int, str | None] | None = None, classes: Sequence[str] = (),
+                      proxies: Sequence[Proxy] = DEFAULT_PROXIES, attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
+    """The proportions Dataset of ``keys`` (in memory)."""
+    rows = [sample_counts(archive.sample_path(k), n_clusters) for k in keys]
+    count = np.array([r["count"] for r in rows], dtype=np.int64).reshape(len(keys), n_clusters)
+    ds = xr.Dataset(
+        {
+            "count": (("sample", "cluster"), count),
+            "flag_count": (("sample", "flag"), np.array([r["flag_count"] for r in rows], np.int64).reshape(len(keys), len(FLAGS))),
+            "n_grains": ("sample", np.array([r["n_grains"] for r in rows], np.int64)),
+            "n_flagged": ("sample", np.array([r["n_flagged"] for r in rows], np.int64)),
+            "n_unassigned": ("sample", np.array([r["n_unassigned"] for r in rows], np.int64)),
+        },
+        coords={
+            "sample": np.array([k.name for k in keys], dtype=object),
+            "core": ("sample", np.array([k.core for k in keys], dtype=object)),
+            "depth_top_cm": ("sample", np.array([k.top_cm for k in keys], float)),
+            "depth_bottom_cm": ("sample", np.array([k.bottom_cm for k in keys], float)),
+            "depth_mid_cm": ("sample", np.array([(k.top_cm + k.bottom_cm) / 2 for k in keys], float)),
+            "cluster": np.arange(n_clusters),
+            "flag": np.array(FLAGS, dtype=object),
+        },
+        attrs=dict(attrs or {}),
+    )
+    ds["count"].attrs["description"] = "grains per cluster, chopped and clump grains left out"
+    if labels_mapping:
+        ds = _with_classes(ds, labels_mapping, list(classes), proxies)
+    return ds
+
+
+def _with_classes(ds: xr.Dataset, mapping: Mapping[int, str | None], classes: list[str],
+                  proxies: Sequence[Proxy]) -> xr.Dataset:
+    for proxy in proxies:
+        missing = [c for c in proxy.numerator + proxy.denominator if c not in classes]
+        if missing:
+            raise InputError(f"proxy {proxy.name} uses class {missing[0]!r}, which labels.yaml does not list")
+    member = np.zeros((ds.sizes["cluster"], len(classes)), np.int64)
+    names = np.full(ds.sizes["cluster"], "", dtype=object)
+    for cid, cls in mapping.items():
+        if cls is not None and 0 <= cid < ds.sizes["cluster"]:
+            member[cid, classes.index(cls)] = 1
+            names[cid] = cls
+        elif cls is None and 0 <= cid < ds.sizes["cluster"]:
+            names[cid] = "(excluded)"
+    ds["cluster_class"] = ("cluster", names)
+    ds = ds.assign_coords({"class": np.array(classes, dtype=object)})
+    class_count = ds["count"].values @ member
+    n_classified = class_count.sum(axis=1)
+    p, lo, hi = wilson_interval(class_count, n_classified[:, None])
+    ds["class_count"] = (("sample", "class"), class_count)
+    ds["n_classified"] = ("sample", n_classified)
+    ds["class_fraction"] = (("sample", "class"), p)
+    ds["class_fraction_lower"] = (("sample", "class"), lo)
+    ds["class_fraction_upper"] = (("sample", "class"), hi)
+    for proxy in proxies:
+        value, lower, upper = proxy_with_bounds(proxy, ds["class_count"])
+        meta = {"numerator": list(proxy.numerator), "denominator": list(proxy.denominator), "kind": proxy.kind,
+                "interval": "95% Wilson" + (" on A/(A+B), as odds" if proxy.kind == "ratio" else "")}
+        ds[proxy.name] = ("sample", value, meta)
+        ds[f"{proxy.name}_lower"] = ("sample", lower)
+        ds[f"{proxy.name}_upper"] = ("sample", upper)
+    return ds
+
+
+def write_proportions(archive: Archive, *, proxies: Sequence[Proxy] | None = None) -> Path:
+    """(Re)write proportions.zarr for every sample clustered with the current model; call it after labels change.
+
+    ``proxies`` default to those recorded in the existing proportions.zarr, else :data:`DEFAULT_PROXIES`.
+    """
+    from sedarchive.clustering.model import current_model
+
+    model = current_model(archive)
+    if model is None:
+        raise InputError(f"{archive.root}: no K-means model yet; run `sedarchive cluster` first")
+    if proxies is None:
+        proxies = recorded_proxies(archive)
+    keys = [row.key for row in archive.samples(status="clustered")
+            if read_attrs(row.path).get("kmeans_id") == model.id]
+    labels = load_labels(archive)
+    note = ""
+    if labels.belongs_to(model):
+        load_labels(archive, cluster_ids=range(model.n_centres))  # validates against the model's clusters
+        mapping = resolve(labels)
+    else:
+        mapping = {}
+        note = (f"labels.yaml names the clusters of model {labels.kmeans_id}, not of the current {model.id}: "
+                f"class counts and proxies left out")
+        warnings.warn(note, stacklevel=2)
+    attrs = {
+        "kmeans_id": model.id,
+        "encoder_id": model.encoder_id or "",
+        "written_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "labels_file": archive.labels_path.name if mapping else "",
+        "labels_note": note,
+        "proxies": json.dumps([asdict(p) for p in proxies]),
+        "retired_clusters": json.dumps([int(i) for i in np.flatnonzero(model.retired)]),
+    }
+    ds = build_proportions(archive, keys, model.n_centres, labels_mapping=mapping, classes=labels.classes,
+                           proxies=proxies, attrs=attrs)
+    return write_dataset(ds, archive.proportions_path)
+
+
+def recorded_proxies(archive: Archive) -> tuple[Proxy, ...]:
+    path = archive.proportions_path
+    if path.exists():
+        try:
+            raw = json.loads(xr.open_zarr(str(path), consolidated=False).attrs.get("proxies", "null"))
+        except (OSError, ValueError, KeyError):
+            raw = None
+        if raw:
+            return tuple(Proxy(p["name"], tuple(p["numerator"]), tuple(p["denominator"])) for p in raw)
+    return DEFAULT_PROXIES
+
+
+def write_dataset(ds: xr.Dataset, path: Path) -> Path:
+    """Write an archive-level result store whole, then swap it in: readers never see half of one."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zarr: consolidated metadata is not yet in the v3 spec
+        ds.to_zarr(str(tmp), mode="w", zarr_format=3, consolidated=True)
+    if path.exists():
+        path.rename(old)
+    tmp.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+    return path

@@ -1,0 +1,73 @@
+"""The run summary of the report: what the archive holds, the settings and the timings recorded."""
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from typing import Any
+
+import pandas as pd
+
+from catalog import Archive, SampleKey, positions_done, read_attrs
+from catalog.store import array_names, summary as store_summary
+
+STAGES = ("acquire", "ingest", "segment", "train", "encode", "cluster", "umap", "proportions")
+TIMING_SUFFIXES = ("_seconds", "_elapsed_s", "_time_s", "_wall_s", "_duration_s")
+
+
+def run_summary(archive: Archive, keys: list[SampleKey], table: pd.DataFrame, labels: dict[str, Any],
+                *, settings: dict[str, Any]) -> dict[str, Any]:
+    """Counts, the settings of every stage (with how many samples used each), timings and models."""
+    frames = positions = 0
+    statuses: Counter[str] = Counter()
+    stage_settings: dict[str, Counter[str]] = defaultdict(Counter)
+    timings: dict[str, float] = defaultdict(float)
+    for key in keys:
+        path = archive.sample_path(key)
+        meta = store_summary(path)
+        attrs = read_attrs(path)
+        statuses[meta["status"]] += 1
+        positions += meta["n_positions"]
+        if "position_done" in array_names(path):  # frames actually taken, not the template's
+            frames += int(positions_done(path).sum()) * max(1, len(attrs.get("focal_offsets_um", [])))
+        for name, value in attrs.items():
+            if name.endswith("_settings") and isinstance(value, dict):
+                stage_settings[name[: -len("_settings")]][json.dumps(value, sort_keys=True)] += 1
+            elif name.endswith(TIMING_SUFFIXES) and isinstance(value, (int, float)):
+                timings[name] += float(value)
+            elif name.endswith(("_timing", "_timings")) and isinstance(value, dict):
+                for step, seconds in value.items():
+                    if isinstance(seconds, (int, float)):
+                        timings[f"{name[: name.rindex('_timing')]}: {step}"] += float(seconds)
+    clustered = table[table["cluster"] >= 0] if len(table) else table
+    decisions = labels.get("clusters", {})
+    models = archive.models_dir / "current.json"
+    try:
+        current = json.loads(models.read_text()) if models.exists() else None
+    except (OSError, json.JSONDecodeError):
+        current = {"error": f"{models} is not readable JSON"}
+    return {
+        "samples": len(keys),
+        "cores": sorted({k.core for k in keys}),
+        "statuses": dict(statuses),
+        "positions": positions,
+        "frames": frames,
+        "grains": int(len(table)),
+        "chopped": int(table["chopped"].sum()) if len(table) else 0,
+        "clumps": int(table["clump"].sum()) if len(table) else 0,
+        "flagged": int((table["chopped"] | table["clump"]).sum()) if len(table) else 0,
+        "clustered_grains": int(len(clustered)),
+        "clusters": int(clustered["cluster"].nunique()) if len(clustered) else 0,
+        "named_clusters": sum(1 for d in decisions.values() if d.get("class")),
+        "merged_clusters": sum(1 for d in decisions.values() if "merged_into" in d),
+        "excluded_clusters": sum(1 for d in decisions.values() if d.get("excluded")),
+        "classes": list(labels.get("classes", [])),
+        "stage_settings": {stage: dict(c) for stage, c in sorted(stage_settings.items(), key=_stage_order)},
+        "stage_timings_s": dict(timings),
+        "models": current,
+        "report_settings": settings,
+    }
+
+
+def _stage_order(item: tuple[str, Any]) -> tuple[int, str]:
+    stage = item[0]
+    return (STAGES.index(stage) if stage in STAGES else len(STAGES), stage)

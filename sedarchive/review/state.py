@@ -1,0 +1,147 @@
+"""What the review page shows and changes: clusters, their grains, decisions and proportions.
+
+The server (:mod:`sedarchive.review.server`) turns requests into calls here; every check of what a
+request may ask lives here too, so it is tested without HTTP.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from catalog import Archive
+from catalog.errors import ArchiveError
+from sedarchive.report import thumbnails, upstream
+from sedarchive.report.grains import grain_table, read_grain_images
+
+MAX_PAGE = 200
+SIDES = (64, 96, 128, 160, 200, 280)
+
+
+class NotFound(ArchiveError):
+    """A cluster, sample or grain that the archive does not hold."""
+
+
+class ReviewState:
+    """The archive as the review page sees it; decisions go through :func:`upstream.apply_decision`."""
+
+    def __init__(self, archive: Archive, user: str):
+        self.archive = archive
+        self.user = user
+        self._lock = threading.Lock()
+        self.reload()
+
+    def reload(self) -> None:
+        """Re-read the grains (after a split changed the clusters)."""
+        table = grain_table(self.archive)
+        with self._lock:
+            self.table = table
+            self.samples = table["sample"].value_counts().to_dict() if len(table) else {}
+            clusters = table["cluster"].to_numpy() if len(table) else np.zeros(0, int)
+            ids, counts = np.unique(clusters[clusters >= 0], return_counts=True)
+            self.sizes = dict(zip(ids.tolist(), counts.tolist()))
+            self.by_cluster = {c: np.flatnonzero(clusters == c) for c in self.sizes}
+
+    # -- reading --------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Classes, every cluster with its decision, and the class proportions of the archive."""
+        labels = upstream.load_labels(self.archive)
+        clusters = []
+        for cid, size in sorted(self.sizes.items()):
+            where = upstream.resolve(labels, cid)
+            entry = labels["clusters"].get(cid, {})
+            clusters.append({"id": cid, "size": size, "class": where["class"], "excluded": where["excluded"],
+                             "reason": where["reason"], "root": where["root"],
+                             "by": entry.get("by"), "at": entry.get("at")})
+        return {"archive": self.archive.root.name, "user": self.user, "classes": labels["classes"],
+                "reasons": list(upstream.EXCLUDE_REASONS), "clusters": clusters,
+                "grains": int(len(self.table)), "proportions": self.proportions()}
+
+    def proportions(self) -> dict[str, Any]:
+        """Grains per class over the whole archive, from ``proportions.zarr``."""
+        ds = upstream.open_proportions(self.archive)
+        if ds is None or "class_count" not in ds:
+            return {"classes": {}, "total": 0}
+        counts = ds["class_count"].sum("sample").values
+        names = [str(c) for c in ds["class"].values]
+        return {"classes": {str(n): int(c) for n, c in zip(names, counts)}, "total": int(counts.sum())}
+
+    def cluster_grains(self, cluster: int, offset: int = 0, limit: int = 60) -> dict[str, Any]:
+        """A page of a cluster's grains (sample, particle, sharpest layer, size, flags)."""
+        if cluster not in self.sizes:
+            raise NotFound(f"cluster {cluster} is not in this archive")
+        if not (0 <= offset and 1 <= limit <= MAX_PAGE):
+            raise ArchiveError(f"offset {offset} and limit {limit}: need offset >= 0 and 1 <= limit <= {MAX_PAGE}")
+        rows = self.by_cluster[cluster]
+        page = self.table.iloc[rows[offset:offset + limit]]
+        grains = [{"sample": r.sample, "particle": int(r.particle), "layer": int(r.sharpest_layer),
+                   "size": None if not np.isfinite(r.size_um) else round(float(r.size_um), 1),
+                   "unit": r.size_unit, "chopped": bool(r.chopped), "clump": bool(r.clump)}
+                  for r in page.itertuples()]
+        return {"cluster": cluster, "size": int(len(rows)), "offset": offset, "grains": grains}
+
+    def grain_image(self, sample: str, particle: int, layer: int | None, side: int) -> bytes:
+        """JPEG of one focal layer of a grain (``layer=None``: all layers side by side)."""
+        if sample not in self.samples:
+            raise NotFound(f"sample {sample!r} is not in this archive")
+        if side not in SIDES:
+            raise ArchiveError(f"image side {side}: expected one of {SIDES}")
+        n = int(self.samples[sample])
+        if not 0 <= particle < n:
+            raise NotFound(f"grain {particle} is not in sample {sample} (it has {n})")
+        stack = read_grain_images(self.archive, sample, [particle])[0]
+        if layer is None:
+            return thumbnails.jpeg_bytes(thumbnails.layer_strip(stack, side))
+        if not 0 <= layer < len(stack):
+            raise NotFound(f"layer {layer} is not in 0..{len(stack) - 1}")
+        return thumbnails.jpeg_bytes(thumbnails.resized(stack[layer], side))
+
+    # -- deciding -------------------------------------------------------------------------------
+    def decide(self, request: Any) -> dict[str, Any]:
+        """Apply one decision sent by the page: ``{"action": ..., params}``; returns the new state."""
+        action, params = check_decision(request)
+        result = upstream.apply_decision(self.archive, action, params, user=self.user,
+                                         known_clusters=set(self.sizes))
+        if result.get("new_clusters"):
+            self.reload()
+        state = self.state()
+        state["new_clusters"] = result.get("new_clusters", [])
+        return state
+
+
+#: the fields each action takes, and their types (what the page sends, nothing else)
+DECISION_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "name": {"cluster": (int,), "class": (str,)},
+    "merge": {"clusters": (list,), "into": (int,)},
+    "exclude": {"cluster": (int,), "reason": (str,)},
+    "clear": {"cluster": (int,)},
+    "add_class": {"class": (str,)},
+    "split": {"cluster": (int,), "n": (int,)},
+}
+
+
+def check_decision(request: Any) -> tuple[str, dict[str, Any]]:
+    """Refuse anything but a JSON object with a known action and exactly its fields, well typed."""
+    if not isinstance(request, dict):
+        raise ArchiveError("a decision must be a JSON object")
+    action = request.get("action")
+    if action not in DECISION_FIELDS:
+        raise ArchiveError(f"unknown action {action!r}; expected one of {', '.join(DECISION_FIELDS)}")
+    fields = DECISION_FIELDS[action]
+    params = {k: v for k, v in request.items() if k != "action"}
+    extra = set(params) - set(fields)
+    if extra:
+        raise ArchiveError(f"{action}: unexpected field(s) {', '.join(sorted(extra))}")
+    for name, types in fields.items():
+        if name == "n" and name not in params:
+            continue
+        if name not in params:
+            raise ArchiveError(f"{action}: missing field {name!r}")
+        value = params[name]
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise ArchiveError(f"{action}: field {name!r} must be {types[0].__name__}, got {type(value).__name__}")
+    if action == "merge" and (len(params["clusters"]) > 1000
+                              or not all(isinstance(c, int) and not isinstance(c, bool) for c in params["clusters"])):
+        raise ArchiveError("merge: 'clusters' must be a list of at most 1000 integer ids")
+    return action, params

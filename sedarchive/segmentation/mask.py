@@ -1,0 +1,39 @@
+"""From a grain mask to labelled grains: holes filled, specks dropped, touching pixels joined.
+
+Each grain is an outer contour of the mask, filled: this joins 8-connected pixels, fills holes (the
+plate seen through a translucent grain, a glint inside a foram) and numbers the grains in one pass,
+several times faster than connected components followed by hole filling on full frames.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def label_grains(mask: np.ndarray, min_area_px: int = 0) -> np.ndarray:
+    """Grains of a boolean mask as int32 labels (0 the plate), holes filled, specks dropped.
+
+    Grains are numbered ``1..n`` in raster order of their top-left-most pixel; a grain smaller than
+    ``min_area_px`` pixels (filled) is dropped.
+
+    Examples
+    --------
+    >>> mask = np.zeros((7, 9), bool); mask[1:6, 1:6] = True; mask[3, 3] = False; mask[5, 8] = True
+    >>> labels = label_grains(mask, min_area_px=2)
+    >>> int(labels.max()), int(labels[3, 3]), int(labels[5, 8])
+    (1, 1, 0)
+    """
+    import cv2
+
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    contours, _ = cv2.findContours(mask.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    # findContours starts each outer contour at its top-most, then left-most pixel.
+    contours = sorted(contours, key=lambda c: (int(c[0, 0, 1]), int(c[0, 0, 0])))
+    labels = np.zeros(mask.shape, np.int32)
+    n = 0
+    for contour in contours:
+        # Pixels of the filled contour: polygon area through pixel centres + half the outline + 1.
+        if cv2.contourArea(contour) + cv2.arcLength(contour, True) / 2 + 1 < min_area_px:
+            continue
+        n += 1
+        cv2.drawContours(labels, [contour], 0, n, thickness=cv2.FILLED)
+    return labels

@@ -1,0 +1,136 @@
+"""Settings of the segment stage: defaults that follow the paper, loadable from YAML, recorded in the store."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from sedarchive.errors import InputError
+
+METHODS = ("slic", "fast")
+
+#: Settings that change how the work is cut into tasks, not what it produces: not recorded, and a
+#: change of them does not make finished samples run again.
+EXECUTION_ONLY = ("positions_per_task",)
+
+
+@dataclass(frozen=True)
+class SegmentSettings:
+    """How grains are found, cropped and flagged.
+
+    Examples
+    --------
+    >>> SegmentSettings().method, SegmentSettings().crop_size
+    ('slic', 280)
+    >>> SegmentSettings(method="fast").recorded()["method"]
+    'fast'
+    """
+
+    #: ``slic`` (the paper: superpixels, then saturation) or ``fast`` (per-pixel saturation).
+    method: str = "slic"
+    #: Saturation (0..1) at or above which a superpixel / pixel is plate; ``None``: Otsu per frame.
+    saturation_threshold: float | None = None
+    #: Otsu's two classes must differ by this much mean saturation, else the frame is an empty plate.
+    min_contrast: float = 0.2
+    #: Only green pixels count as saturated plate (a red grain is not plate); ``False``: saturation only.
+    hue_gate: bool = True
+    #: A frame with less plate-green than this fraction is refused (not a photograph of the plate).
+    min_plate_fraction: float = 0.02
+    #: Objects smaller than this (pixels, in one focal layer) are specks, not grains.
+    min_area_px: int = 30
+    #: SLIC: superpixels about this many pixels across; compactness and pre-smoothing of SLIC.
+    superpixel_px: int = 10
+    slic_compactness: float = 10.0
+    slic_sigma: float = 0.0
+    #: fast: box smoothing of the saturation (pixels) and the opening that removes noise (pixels).
+    smooth_px: int = 5
+    open_px: int = 3
+    #: Crops: side of the square grain images; ``pad``: pad the box to a square instead of stretching.
+    crop_size: int = 280
+    pad: bool = False
+    #: Clumps: a grain whose distance-transform cores (above this fraction of the maximum) split in
+    #: two or more, or whose solidity is below ``clump_solidity``, is flagged as a clump.
+    clump_core_fraction: float = 0.5
+    clump_solidity: float = 0.85
+    #: Stack positions segmented by one Dask task (the unit that a killed run redoes).
+    positions_per_task: int = 4
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self, source: str = "segment settings") -> None:
+        if self.method not in METHODS:
+            raise InputError(f"{source}: method {self.method!r} is not one of {', '.join(METHODS)}")
+        t = self.saturation_threshold
+        if t is not None and not 0.0 < float(t) < 1.0:
+            raise InputError(f"{source}: saturation_threshold {t} must be between 0 and 1 (or null for automatic)")
+        for name in ("min_area_px", "superpixel_px", "crop_size", "positions_per_task"):
+            if int(getattr(self, name)) < 1:
+                raise InputError(f"{source}: {name} must be at least 1, got {getattr(self, name)}")
+        for name in ("smooth_px", "open_px"):
+            if int(getattr(self, name)) < 0:
+                raise InputError(f"{source}: {name} must not be negative, got {getattr(self, name)}")
+        for name in ("min_contrast", "min_plate_fraction", "clump_core_fraction", "clump_solidity"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                raise InputError(f"{source}: {name} must be between 0 and 1, got {getattr(self, name)}")
+        if self.slic_compactness <= 0 or self.slic_sigma < 0:
+            raise InputError(f"{source}: slic_compactness must be positive and slic_sigma not negative")
+
+    # -- conversions ------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def recorded(self) -> dict[str, Any]:
+        """The settings that decide the result (written to the store as ``segment_settings``)."""
+        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_ONLY}
+
+    def replace(self, **changes: Any) -> SegmentSettings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "segment settings") -> SegmentSettings:
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise InputError(f"{source}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        clean = {}
+        for name, value in values.items():
+            default = known[name].default
+            try:
+                if value is None or default is None or isinstance(default, str):
+                    clean[name] = value if value is None or default is None else str(value)
+                elif isinstance(default, bool):
+                    if not isinstance(value, bool):
+                        raise TypeError
+                    clean[name] = value
+                else:
+                    clean[name] = type(default)(value)
+            except (TypeError, ValueError):
+                raise InputError(f"{source}: {name} = {value!r} is not a {type(default).__name__}") from None
+        if clean.get("saturation_threshold") is not None:
+            try:
+                clean["saturation_threshold"] = float(clean["saturation_threshold"])
+            except (TypeError, ValueError):
+                raise InputError(f"{source}: saturation_threshold must be a number or null") from None
+        settings = cls.__new__(cls)
+        for f in fields(cls):
+            object.__setattr__(settings, f.name, clean.get(f.name, f.default))
+        settings.validate(source)
+        return settings
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> SegmentSettings:
+        """Settings from a YAML file of ``name: value`` lines (missing names keep their defaults)."""
+        import yaml
+
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except OSError as err:
+            raise InputError(f"cannot read segment settings {path}: {err.strerror}") from None
+        except yaml.YAMLError as err:
+            raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        if not isinstance(values, dict):
+            raise InputError(f"{path}: expected a mapping of setting names to values")
+        return cls.from_dict(values, source=str(path))
