@@ -6,6 +6,7 @@ memory, with progress lines); labelling is one Dask task per sample, each writin
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import tomllib
@@ -213,18 +214,34 @@ def _finish(archive: Archive, settings: ClusterSettings, quiet: bool) -> None:
     from sedarchive.proportions import proxies_from, write_proportions
 
     write_proportions(archive, proxies=proxies_from(settings.proxies) if settings.proxies is not None else None)
+    model = current_model(archive)
+    rows = archive.samples(status="clustered")
+    keys = [row.key for row in rows if read_attrs(row.path).get("kmeans_id") == model.id]
+    say = None if quiet else (lambda msg: print(f"cluster: {msg}", file=sys.stderr, flush=True))
+    if say and len(keys) < len(rows):
+        say(f"{len(rows) - len(keys)} samples are labelled by an older model and left out of proportions.zarr; "
+            f"run `sedarchive cluster ARCHIVE --assign-only` without --core/--depth to label them anew")
     if settings.umap_points:
-        model = current_model(archive)
-        keys = [row.key for row in archive.samples(status="clustered")
-                if read_attrs(row.path).get("kmeans_id") == model.id]
-        say = None if quiet else (lambda msg: print(f"cluster: {msg}", file=sys.stderr, flush=True))
+        signature = hashlib.sha256(json.dumps([model.id, sorted(k.name for k in keys), settings.umap_points,
+                                               settings.umap_all, settings.seed]).encode()).hexdigest()[:16]
+        if _map_signature(archive) == signature:
+            return  # the map already shows these samples with this model: resumed run
         try:
             build_map(archive, keys, n_points=settings.umap_points, all_points=settings.umap_all,
-                      seed=settings.seed, attrs={"kmeans_id": model.id, "settings": json.dumps(asdict(settings))},
-                      progress=say)
+                      seed=settings.seed, progress=say,
+                      attrs={"kmeans_id": model.id, "signature": signature, "settings": json.dumps(asdict(settings))})
         except ValueError as err:
             if say:
                 say(f"no UMAP map: {err}")
+
+
+def _map_signature(archive: Archive) -> str | None:
+    import zarr
+
+    path = archive.root / "umap.zarr"
+    if not path.exists():
+        return None
+    return zarr.open_group(str(path), mode="r").attrs.get("signature")
 
 
 def _latent_chunk(path: Path) -> int:

@@ -15,7 +15,7 @@ from sedarchive.commands import _options
 
 DEFAULT_ARCHIVE = "./demo-archive"
 #: Stage options of the demo where they differ from the paper's defaults (a small CPU run).
-DEMO_STAGE_DEFAULTS = {"preset": "cpu", "k": 12}
+DEMO_STAGE_DEFAULTS = {"preset": "cpu", "epochs": 4, "k": 12}
 CORES = ("DEMO-1", "DEMO-2", "DEMO-3", "DEMO-4")
 
 
@@ -30,8 +30,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     demo = p.add_argument_group("the simulated archive")
     demo.add_argument("--cores", type=int, default=2, metavar="N", help="cores to simulate (default 2, at most 4)")
     demo.add_argument("--depths", type=int, default=3, metavar="N", help="depth intervals per core (default 3)")
-    demo.add_argument("--positions", type=int, default=10, metavar="N",
-                      help="stage positions (stacks of 6 frames) per sample (default 10)")
+    demo.add_argument("--positions", type=int, default=8, metavar="N",
+                      help="stage positions (stacks of 6 frames) per sample (default 8)")
     demo.add_argument("--frame", default="256x320", metavar="HxW", help="frame size in pixels (default 256x320)")
     demo.add_argument("--sim-seed", type=int, default=0, metavar="N", help="seed of the simulated plates (default 0)")
     _options.add_dask(p)
@@ -113,4 +113,4 @@ def run(args: argparse.Namespace) -> int:
           f"and the proportions (counts per sample and cluster) in Python:\n"
           f"  import xarray as xr\n"
           f"  props = xr.open_zarr({str(archive.proportions_path)!r}); print(props)")
-    return code
+    return report.exit_code

@@ -49,12 +49,15 @@ def test_every_grain_is_labelled_in_its_store(clustered):
 
 
 @pytest.mark.slow  # UMAP's numba compilation
-def test_umap_map_has_the_contract_names(clustered):
+def test_umap_map_has_the_contract_names(clustered, dask_client):
     from sedarchive.clustering import build_map
 
     archive, _ = clustered
     assert not (archive.root / "umap.zarr").exists()  # umap_points=0: no map
-    build_map(archive, list(PLAN), n_points=150, all_points=False, seed=0)
+    run_stage(archive, list(PLAN), dask_client, ClusterSettings(k=4, umap_points=150), quiet=True)
+    stamp = (archive.root / "umap.zarr" / "zarr.json").stat().st_mtime_ns
+    run_stage(archive, list(PLAN), dask_client, ClusterSettings(k=4, umap_points=150), quiet=True)
+    assert (archive.root / "umap.zarr" / "zarr.json").stat().st_mtime_ns == stamp  # resumed: map kept
     umap = xr.open_zarr(archive.root / "umap.zarr")
     for name in ("umap", "cluster", "sample", "core", "depth_top_cm", "depth_bottom_cm", "particle"):
         assert name in umap, name

@@ -53,3 +53,20 @@ def test_demo_rejects_bad_sizes(tmp_path, capsys, argv):
     assert main(["demo", str(tmp_path / "demo"), *argv]) == 2
     assert capsys.readouterr().err.startswith("sedarchive demo: error:")
     assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_small(tmp_path, capsys):
+    """The demo on 2 cores x 3 depths of one position each: report, proportions, and the snippet."""
+    import xarray as xr
+
+    root = tmp_path / "demo"
+    code = main(["demo", str(root), "--positions", "1", "--workers", "2", "--epochs", "1", "--k", "3",
+                 "--umap-points", "0", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert (root / "report" / "index.html").is_file()
+    with xr.open_zarr(root / "proportions.zarr") as props:
+        assert props.sizes["sample"] == 6
+        assert sorted(set(props["core"].values.tolist())) == ["DEMO-1", "DEMO-2"]
+    assert "import xarray as xr" in out and f"xr.open_zarr('{root.resolve() / 'proportions.zarr'}')" in out

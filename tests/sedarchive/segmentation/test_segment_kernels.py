@@ -63,6 +63,15 @@ def test_dark_and_pale_grains_both_found_with_given_threshold():
         assert labels.max() == 2
 
 
+def test_hue_gate_keeps_a_saturated_red_grain():
+    frame = plate(seed=7)
+    draw_ellipse(frame, 80, 80, 25, 25, (200, 45, 30))    # iron-stained: as saturated as the plate
+    draw_ellipse(frame, 170, 220, 25, 25, QUARTZ)
+    for method in ("slic", "fast"):
+        assert segment_frame(frame, method, SMALL).max() == 2
+        assert segment_frame(frame, method, SMALL.replace(hue_gate=False)).max() == 1  # saturation only
+
+
 def test_empty_plate_gives_no_grains():
     frame = plate(seed=4)
     for method in ("slic", "fast"):

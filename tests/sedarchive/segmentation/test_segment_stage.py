@@ -200,7 +200,7 @@ def test_killed_run_resumes_to_the_clean_result(archive, dask_client, tmp_path):
                              "--segment-settings", str(settings_file), "--quiet"],
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while not list(scratch.glob("positions-*.npz")) and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
     finally:
