@@ -1,8 +1,8 @@
 """Encoder benchmark: training and encoding throughput (grains/s), and how well ``mu`` separates kinds.
 
-    python bench/encode.py                    # all parts on this machine's CPU
-    python bench/encode.py --quick            # fewer grains and epochs
-    python bench/encode.py --part cpu         # one part: cpu | paper | separation
+    python bench/encode.py                    # throughput: parts cpu and paper (about 2 min)
+    python bench/encode.py --quick            # fewer grains
+    python bench/encode.py --part separation  # one part: cpu | paper | separation (about 6 min)
     python bench/encode.py --device cuda      # the GPU path: bf16/fp16 autocast, channels-last,
                                               # and the paper preset on 4096 grains
 
@@ -157,7 +157,7 @@ def part_separation(args, workdir: Path) -> list[tuple[str, str]]:
     keys = [SampleKey("SIM", 10.0 * i, 10.0 * i + 2) for i in range(2 if args.quick else 3)]
     for i, key in enumerate(keys):
         simulate_sample(archive, key, n_positions=12 if args.quick else 20, seed=500 + i)
-    settings = replace(preset("cpu"), epochs=4 if args.quick else 8, device=args.device)
+    settings = replace(preset("cpu"), epochs=8 if args.quick else 20, device=args.device)
     with dask_client(n_workers=2, quiet=True) as client:
         seg = segment(archive, keys, client, SegmentSettings(method="fast"), quiet=True)
         if not seg.ok:
@@ -200,7 +200,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    parts = args.part or ["cpu", "paper", "separation"]
+    parts = args.part or ["cpu", "paper"]
     workdir = Path(tempfile.mkdtemp(prefix="bench-encode-"))
     rows = [("machine", f"{os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
                         + (f", {torch.cuda.get_device_name()}" if args.device == "cuda" else ""))]

@@ -47,7 +47,7 @@ _SLURM_GROUP_KEYS = {"jobs", "resources", "cores", "memory", "processes", "queue
 _EXTRA_HINT = {
     "ssh": ("asyncssh", "pip install 'sedarchive[deploy]'"),
     "slurm": ("dask_jobqueue", "pip install 'sedarchive[deploy]'"),
-    "kubernetes": ("dask_kubernetes", "pip install dask-kubernetes"),
+    "kubernetes": ("dask_kubernetes", "pip install 'sedarchive[kubernetes]'"),
 }
 
 

@@ -101,6 +101,7 @@ def save_model(archive: Archive, model: KMeansModel, *, make_current: bool = Tru
         tmp.mkdir()
         np.save(tmp / "centres.npy", model.centres, allow_pickle=False)
         meta = {
+            **model.info,
             "id": model.id,
             "k": model.n_centres,
             "n_features": model.n_features,
@@ -109,7 +110,6 @@ def save_model(archive: Archive, model: KMeansModel, *, make_current: bool = Tru
             "retired": model.retired.tolist(),
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "software_version": software_version(),
-            **{k: v for k, v in model.info.items() if k not in {"id", "k", "parent", "retired"}},
         }
         (tmp / "settings.json").write_text(json.dumps(meta, indent=2, default=_plain) + "\n")
         try:
@@ -132,10 +132,11 @@ def load_model_dir(folder: str | Path) -> KMeansModel:
     try:
         meta = json.loads((folder / "settings.json").read_text())
         centres = np.load(folder / "centres.npy", allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise ClusteringError(f"K-means model {folder} cannot be read: {err}") from None
-    info = {k: v for k, v in meta.items() if k not in {"parent", "retired", "encoder_id"}}
-    return KMeansModel(centres, meta.get("encoder_id"), np.asarray(meta["parent"]), np.asarray(meta["retired"]), info)
+        info = {k: v for k, v in meta.items() if k not in {"parent", "retired", "encoder_id"}}
+        return KMeansModel(centres, meta.get("encoder_id"), np.asarray(meta["parent"]), np.asarray(meta["retired"]),
+                           info)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ClusteringError(f"K-means model {folder} cannot be read: {err!r}") from None
 
 
 def current_model(archive: Archive) -> KMeansModel | None:

@@ -128,9 +128,9 @@ def preset(name: str) -> TrainSettings:
         return TrainSettings()
     if name == "cpu":
         return TrainSettings(
-            encoder=EncoderSettings(backbone="small", input_size=64, latent_dim=32, decoder_width=64,
+            encoder=EncoderSettings(backbone="small", input_size=64, latent_dim=64, decoder_width=64,
                                     small_widths=(16, 32, 64, 128), small_blocks=(1, 1, 1, 1)),
-            epochs=8, batch_size=32, learning_rate=1e-3,
+            epochs=20, batch_size=32, learning_rate=1e-3,
         )
     raise InputError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
 

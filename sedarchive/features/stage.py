@@ -27,7 +27,7 @@ from sedarchive.features.data import IMAGES, build_index
 from sedarchive.features.encode import LATENT, LATENT_CHUNK, encode_store
 from sedarchive.features.registry import find_trained, resolve_encoder, set_current
 from sedarchive.features.settings import EncodeSettings, TrainSettings
-from sedarchive.features.store import read_info
+from sedarchive.features.store import encoder_dir, read_history, read_info
 from sedarchive.features.train import fingerprint, read_progress, resolve_device, train_and_save, training_dir
 
 
@@ -56,7 +56,7 @@ def train_stage(archive: Archive, keys: list[SampleKey], client: Any, settings: 
     if existing:
         _say(quiet, f"train: encoder {existing} was already trained with these settings and grains; reusing it")
         result = {"model_id": existing, "n_grains": index.n_grains, "samples": index.samples,
-                  "history": [], "fingerprint": run_id, "reused": True}
+                  "history": read_history(encoder_dir(models_dir, existing)), "fingerprint": run_id, "reused": True}
     else:
         _say(quiet, f"train: {index.n_grains} grains from {len(index.samples)} sample(s), "
                     f"{index.n_layers} focal layers, backbone {settings.encoder.backbone}")

@@ -36,7 +36,8 @@ def test_train_then_encode(segmented, capsys):
         assert read_attrs(archive.sample_path(key))["status"] == "encoded"
         assert np.isfinite(read_array(archive.sample_path(key), "latent")).all()
     assert main(["train", root, "--encoder-settings", str(settings), "--core", "CLI-1", "--seed", "3", "--quiet"]) == 0
-    assert "reused" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "reused on 6 grains" in out and "final loss" in out
 
 
 @pytest.mark.parametrize("extra, message", [
