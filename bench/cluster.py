@@ -1,8 +1,9 @@
 """Clustering benchmark: (a) the streamed K-means fit at archive scale, (b) quality on simulated grains.
 
-    python bench/cluster.py              # (a) 1,000,000 x 512 latents in 50 stores, UMAP of 50,000; (b)
-    python bench/cluster.py --quick      # (a) 100,000 x 512, UMAP of 10,000; (b) smaller
-    python bench/cluster.py --part a     # only one part
+    python bench/cluster.py                  # (a): 1,000,000 x 512 latents in 50 stores, UMAP of 50,000 (~3.5 min)
+    python bench/cluster.py --part b         # (b): 6 simulated samples x 30 positions (~8-20 min: trains the encoder)
+    python bench/cluster.py --quick --part all   # both, small (a smoke test)
+    python bench/cluster.py --threads 1      # on a busy machine: BLAS threads fight less
 
 (a) writes seeded synthetic float32 latents (100 Gaussian blobs of unequal sizes and spreads) into
 sample stores in a temporary archive (about 2 GB on disk, deleted at the end), then fits K = 100 in a
@@ -273,7 +274,8 @@ def part_b(quick: bool, workdir: Path) -> list[tuple[str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller data (a smoke test of the benchmark)")
-    parser.add_argument("--part", choices=("a", "b", "all"), default="all")
+    parser.add_argument("--part", choices=("a", "b", "all"), default="a",
+                        help="a: archive-scale fit (default); b: quality on simulated grains; all: both")
     parser.add_argument("--batch-size", type=int, default=4096, help="mini-batch size of the fit (default 4096)")
     parser.add_argument("--threads", type=int, default=0,
                         help="BLAS/OpenMP threads (default 0: the libraries' choice; 1 is faster on a loaded machine)")

@@ -178,7 +178,7 @@ def part_separation(args, workdir: Path) -> list[tuple[str, str]]:
         kinds.append(kind[keep])
     mu, raw, kinds = np.concatenate(mu), np.concatenate(raw), np.concatenate(kinds)
     rows = [("separation: grains", f"{len(kinds)} unflagged matched grains, "
-                                   f"{dict(zip(*np.unique(kinds, return_counts=True)))}; training {trained:.0f} s")]
+                                   f"{ {str(k): int(c) for k, c in zip(*np.unique(kinds, return_counts=True))} }; training {trained:.0f} s")]
     for name, features in (("mu (cpu preset)", mu), ("raw pixels 16x16x6", raw)):
         ari = adjusted_rand_score(kinds, KMeans(4, n_init=10, random_state=0).fit_predict(features))
         labels = KMeans(20, n_init=4, random_state=0).fit_predict(features)

@@ -126,7 +126,7 @@ def test_kubernetes_spec_needs_one_daskcluster(tmp_path):
 
 
 @pytest.mark.parametrize(("kind", "module", "hint"), [
-    ("kubernetes", "dask_kubernetes", "pip install dask-kubernetes"),
+    ("kubernetes", "dask_kubernetes", "pip install 'sedarchive[kubernetes]'"),
     ("slurm", "dask_jobqueue", "sedarchive[deploy]"),
     ("ssh", "asyncssh", "sedarchive[deploy]"),
 ])
