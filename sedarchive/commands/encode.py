@@ -9,7 +9,7 @@ from sedarchive.commands import _options
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "encode", help="write each grain's latent vector (mu of the encoder) into its sample",
+        "encode", allow_abbrev=False, help="write each grain's latent vector (mu of the encoder) into its sample",
         description="Encode the crops of the selected segmented samples with the current encoder (or "
                     "--encoder ID), one Dask task per sample (on GPU workers when the cluster has them). "
                     "Samples already encoded by that model are skipped.")

@@ -9,7 +9,7 @@ from sedarchive.commands import _options
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "train", help="train the grain encoder (variational autoencoder) on segmented samples",
+        "train", allow_abbrev=False, help="train the grain encoder (variational autoencoder) on segmented samples",
         description="Train the variational autoencoder on the crops of the selected segmented samples "
                     "(chopped grains and clumps left out unless --include-flagged), checkpointing every "
                     "epoch; run it again to resume. The model goes to ARCHIVE/models/encoder-<id>/ and "

@@ -36,7 +36,7 @@ def encode_crops(model: GrainVAE, crops: np.ndarray, batch_size: int = 64,
     >>> from dataclasses import replace
     >>> model = GrainVAE(replace(preset("cpu").encoder, n_layers=2, input_size=32)).eval()
     >>> encode_crops(model, np.zeros((3, 2, 40, 40, 3), np.uint8)).shape
-    (3, 32)
+    (3, 64)
     """
     settings = model.settings
     crops = np.asarray(crops)
