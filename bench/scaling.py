@@ -5,10 +5,10 @@
 
 The archive is simulated once and copied for each run, so both runs see the same frames. A first
 run on one sample of two positions (2 workers) warms the caches (numba's JIT of UMAP, the file
-cache) and measures each stage's fixed cost (starting workers, importing torch, ...). The
-extrapolation to the paper's dataset (58,302 frames of 1280x1024, 28,801 grains) adds the fixed
-cost to the marginal rate of the 2-worker run: segmentation scales with frame pixels, training,
-encoding, clustering and the report with grains. Training is the cpu preset here, for the epochs
+cache) and shows each stage's cold start-up cost. The extrapolation to the paper's dataset
+(58,302 frames of 1280x1024, 28,801 grains) takes each stage's rate in the whole 2-worker run:
+segmentation per frame pixel, training, encoding, clustering and the report per grain (an upper
+bound, since start-up costs are scaled with the work). Training is the cpu preset here, for the epochs
 given; the paper configuration (ResNet-152 branches) needs a GPU and is not what runs here.
 """
 from __future__ import annotations
@@ -66,7 +66,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sedarchive-scaling-") as tmp:
         work = Path(tmp)
         tiny = simulate(work / "tiny", 1, 2, height, width)
-        fixed, _, tiny_grains = run_once(tiny.root, work / "warm-up", 2, options)
+        fixed, _, _ = run_once(tiny.root, work / "warm-up", 2, options)
         archive = simulate(work / "pristine", n_samples, n_positions, height, width)
         frames = sum(row.n_positions for row in archive.samples()) * 6
         runs = {n: run_once(archive.root, work, n, options) for n in (1, 2)}
@@ -80,19 +80,17 @@ def main() -> None:
         print(f"{name:<10}{one:>12.1f}{two:>13.1f}{one / two:>10.2f}")
     print(f"{'total':<10}{runs[1][1]:>12.1f}{runs[2][1]:>13.1f}{runs[1][1] / runs[2][1]:>10.2f}")
 
-    # Extrapolation: fixed cost (warm-up run) + marginal rate of the 2-worker run x the paper's work;
-    # segmentation by frame pixels, the rest by grains.
-    tiny_pixels = 2 * 6 * height * width
+    # Extrapolation: each stage's rate in the whole 2-worker run (seconds per frame pixel for
+    # segmentation, per grain for the rest) times the paper's work. Start-up costs are scaled with
+    # the work too, so this is an upper bound; subtracting the warm-up run's cost instead goes wrong
+    # when that cold run (imports, numba compilation) is slower than the measured run.
     estimate = {}
     for name, seconds in runs[2][0].items():
-        extra = max(seconds - fixed.get(name, 0.0), 0.0)
         if name == "segment":
-            rate = extra / max(frames * height * width - tiny_pixels, 1)
-            estimate[name] = fixed.get(name, 0.0) + rate * PAPER_FRAMES * PAPER_PIXELS
+            estimate[name] = seconds / (frames * height * width) * PAPER_FRAMES * PAPER_PIXELS
         else:
-            rate = extra / max(grains - tiny_grains, 1)
-            estimate[name] = fixed.get(name, 0.0) + rate * PAPER_GRAINS
-    print("\nfixed cost per stage (warm-up run, 2 positions): "
+            estimate[name] = seconds / max(grains, 1) * PAPER_GRAINS
+    print("\nstart-up cost per stage (cold warm-up run, 2 positions): "
           + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in fixed.items()))
     print(f"\nextrapolated to the paper's {PAPER_FRAMES:,} frames of 1280x1024 and {PAPER_GRAINS:,} grains "
           f"(2 workers, this machine):")

@@ -14,6 +14,8 @@ healthy, and gathers what went wrong into one :class:`PipelineReport`.
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import sys
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -138,6 +140,7 @@ def run_pipeline(
             outcome.stage_failures[stage.name] = one_line(err)
             break
         outcome.stages.append(StageOutcome(stage.name, report, time.monotonic() - start))
+        _record_timings(archive, outcome)
         failed = _sample_failures(report, healthy)
         for key, reason in failed.values():
             outcome.sample_failures[key.name] = (stage.name, reason)
@@ -149,6 +152,14 @@ def run_pipeline(
             outcome.stage_failures[stage.name] = outcome.stages[-1].error
             break
     return outcome
+
+
+def _record_timings(archive: Archive, outcome: PipelineReport) -> None:
+    """``ARCHIVE/run.json``: seconds per stage of the latest run (the report's timings table reads it)."""
+    data = {"stages_s": {s.name: round(s.seconds, 3) for s in outcome.stages}}
+    tmp = archive.root / ".run.json.tmp"
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, archive.root / "run.json")
 
 
 def _sample_failures(report: TaskReport, keys: Sequence[SampleKey]) -> dict[Hashable, tuple[SampleKey, str]]:

@@ -38,6 +38,12 @@ def run_summary(archive: Archive, keys: list[SampleKey], table: pd.DataFrame, la
                 for step, seconds in value.items():
                     if isinstance(seconds, (int, float)):
                         timings[f"{name[: name.rindex('_timing')]}: {step}"] += float(seconds)
+    run_file = archive.root / "run.json"  # written by `sedarchive run` after each stage
+    try:
+        for stage, seconds in json.loads(run_file.read_text()).get("stages_s", {}).items():
+            timings[f"run: {stage}"] = float(seconds)
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass  # no pipeline run yet (stages run one by one), or an unreadable file: no timings from it
     clustered = table[table["cluster"] >= 0] if len(table) else table
     decisions = labels.get("clusters", {})
     models = archive.models_dir / "current.json"

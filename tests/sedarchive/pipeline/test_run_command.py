@@ -66,6 +66,12 @@ def test_demo_end_to_end_small(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert (root / "report" / "index.html").is_file()
+    import json
+
+    timings = json.loads((root / "run.json").read_text())["stages_s"]
+    assert list(timings) == ["segment", "train", "encode", "cluster", "report"]
+    assert all(seconds > 0 for seconds in timings.values())
+    assert "run: segment" in (root / "report" / "index.html").read_text()
     with xr.open_zarr(root / "proportions.zarr") as props:
         assert props.sizes["sample"] == 6
         assert sorted(set(props["core"].values.tolist())) == ["DEMO-1", "DEMO-2"]
