@@ -27,15 +27,22 @@ LOCK_FILE = ".catalog.lock"
 
 
 @contextlib.contextmanager
-def locked(root: Path) -> Iterator[None]:
-    """Hold the archive's catalog lock (blocking) for the duration of the block."""
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / LOCK_FILE, "a+") as fh:
+def locked_file(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the duration of the block."""
+    with open(path, "a+") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def locked(root: Path) -> Iterator[None]:
+    """Hold the archive's catalog lock (blocking) for the duration of the block."""
+    root.mkdir(parents=True, exist_ok=True)
+    with locked_file(root / LOCK_FILE):
+        yield
 
 
 def load(root: Path) -> Catalog:

@@ -6,14 +6,12 @@ own keys in it, so it is only ever updated read-modify-write, under a lock, and 
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from catalog import Archive
+from catalog import models as current_models
 from catalog.store import software_version
 from sedarchive.errors import InputError
 
-CURRENT_FILE = "current.json"
 CURRENT_KEY = "kmeans"
 
 
@@ -148,39 +146,12 @@ def current_model(archive: Archive) -> KMeansModel | None:
 
 
 def read_current(archive: Archive) -> dict[str, Any]:
-    path = archive.models_dir / CURRENT_FILE
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as err:
-        raise ClusteringError(f"{path} is not valid JSON: {err}") from None
-    if not isinstance(data, dict):
-        raise ClusteringError(f"{path} must hold a JSON object")
-    return data
+    return current_models.read_current(archive.models_dir)
 
 
 def update_current(archive: Archive, changes: Mapping[str, Any]) -> dict[str, Any]:
     """Set keys of ``models/current.json``, keeping the others (read-modify-write under a lock)."""
-    archive.models_dir.mkdir(parents=True, exist_ok=True)
-    path = archive.models_dir / CURRENT_FILE
-    with _locked(archive.models_dir / ".current.lock"):
-        data = read_current(archive)
-        data.update(changes)
-        tmp = path.with_name(f".{CURRENT_FILE}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-    return data
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return current_models.update_current(archive.models_dir, changes)
 
 
 def _plain(obj: Any) -> Any:

@@ -2,43 +2,25 @@
 
 ``current.json`` is shared with the clustering stage: a JSON object whose ``encoder`` key holds the
 id of the encoder in use (folder ``encoder-<id>``); other keys (``kmeans``) are kept as they are.
-It is rewritten atomically by the orchestrating process only.
+Reading and writing it is ``catalog.models`` (atomic, under a lock).
 """
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
+from catalog import models as current_models
 from sedarchive.errors import InputError
 from sedarchive.features.store import encoder_dir, read_info
 
-CURRENT_FILE = "current.json"
-
 
 def read_current(models_dir: str | Path) -> dict[str, Any]:
-    path = Path(models_dir) / CURRENT_FILE
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as err:
-        raise InputError(f"{path} is not valid JSON: {err}") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path} must hold a JSON object")
-    return data
+    return current_models.read_current(models_dir)
 
 
 def set_current(models_dir: str | Path, **models: str) -> None:
     """Name the models in use (e.g. ``encoder=<id>``), keeping the other entries."""
-    models_dir = Path(models_dir)
-    models_dir.mkdir(parents=True, exist_ok=True)
-    data = read_current(models_dir)
-    data.update(models)
-    tmp = models_dir / f".{CURRENT_FILE}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, models_dir / CURRENT_FILE)
+    current_models.update_current(models_dir, models)
 
 
 def current_encoder(models_dir: str | Path) -> str | None:
