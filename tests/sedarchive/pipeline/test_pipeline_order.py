@@ -6,6 +6,8 @@ These use small stand-in stages defined here (plain functions returning TaskRepo
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from catalog import SampleKey
@@ -47,9 +49,9 @@ def _clear_calls():
     CALLS.clear()
 
 
-def test_failed_samples_are_skipped_by_later_stages_and_listed():
+def test_failed_samples_are_skipped_by_later_stages_and_listed(archive):
     stages = [_stage("segment", "_segment"), _stage("encode", "_encode"), _stage("report", "_report", False)]
-    report = run_pipeline(None, KEYS, None, {"encode": "cpu"}, stages=stages, quiet=True)
+    report = run_pipeline(archive, KEYS, None, {"encode": "cpu"}, stages=stages, quiet=True)
     assert CALLS == [("segment", ["A_0-2cm", "A_2-4cm", "B_0-2cm"]),
                      ("encode", ["A_0-2cm", "B_0-2cm"]),          # A_2-4cm failed segmentation
                      ("report", ["A_0-2cm"])]                     # B_0-2cm failed encoding (by name)
@@ -60,24 +62,25 @@ def test_failed_samples_are_skipped_by_later_stages_and_listed():
     assert "2 sample(s) failed" in text and "A_2-4cm [segment]: InputError: frame 3" in text
 
 
-def test_whole_archive_stage_failure_stops_the_run():
+def test_whole_archive_stage_failure_stops_the_run(archive):
     stages = [_stage("segment", "_segment"), _stage("train", "_train_fails", False), _stage("report", "_report", False)]
-    report = run_pipeline(None, KEYS, None, {}, stages=stages, quiet=True)
+    report = run_pipeline(archive, KEYS, None, {}, stages=stages, quiet=True)
     assert [c[0] for c in CALLS] == ["segment", "train"]
     assert report.stage_failures == {"train": "no grains to train on"}
     assert "stage train failed, later stages not run: no grains to train on" in report.summary()
     assert report.exit_code == 1
 
 
-def test_clean_run_exits_zero():
-    report = run_pipeline(None, KEYS[:1], None, {}, stages=[_stage("report", "_report", False)], quiet=True)
+def test_clean_run_exits_zero(archive):
+    report = run_pipeline(archive, KEYS[:1], None, {}, stages=[_stage("report", "_report", False)], quiet=True)
     assert report.ok and report.exit_code == 0 and isinstance(report, PipelineReport)
     assert "no failures" in report.summary()
+    assert list(json.loads((archive.root / "run.json").read_text())["stages_s"]) == ["report"]
 
 
-def test_missing_stage_code_is_a_clear_error():
+def test_missing_stage_code_is_a_clear_error(archive):
     stage = Stage("segment", "unused", "sedarchive.no_such_module:run_stage")
-    report = run_pipeline(None, KEYS, None, {}, stages=[stage], quiet=True)
+    report = run_pipeline(archive, KEYS, None, {}, stages=[stage], quiet=True)
     assert "cannot load sedarchive.no_such_module:run_stage" in report.stage_failures["segment"]
 
 
