@@ -214,10 +214,11 @@ def remove_store(path: str | Path) -> None:
 
 def _jsonable(value: Any) -> Any:
     """Attributes must survive JSON: numpy scalars and arrays become plain Python."""
-    return json.loads(json.dumps(value, default=_default))
+    return json.loads(json.dumps(value, default=json_default))
 
 
-def _default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """``json.dumps(default=...)`` for numpy scalars and arrays and paths (settings, attributes)."""
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):

@@ -20,7 +20,7 @@ import numpy as np
 
 from catalog import Archive
 from catalog import models as current_models
-from catalog.store import software_version
+from catalog.store import json_default, software_version
 from sedarchive.errors import InputError
 
 CURRENT_KEY = "kmeans"
@@ -109,7 +109,7 @@ def save_model(archive: Archive, model: KMeansModel, *, make_current: bool = Tru
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "software_version": software_version(),
         }
-        (tmp / "settings.json").write_text(json.dumps(meta, indent=2, default=_plain) + "\n")
+        (tmp / "settings.json").write_text(json.dumps(meta, indent=2, default=json_default) + "\n")
         try:
             tmp.rename(final)
         except OSError:  # another process saved the same model meanwhile: same content
@@ -152,13 +152,3 @@ def read_current(archive: Archive) -> dict[str, Any]:
 def update_current(archive: Archive, changes: Mapping[str, Any]) -> dict[str, Any]:
     """Set keys of ``models/current.json``, keeping the others (read-modify-write under a lock)."""
     return current_models.update_current(archive.models_dir, changes)
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{obj!r} is not JSON-serialisable")
