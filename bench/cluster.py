@@ -159,7 +159,7 @@ def simulate_and_encode(root: Path, n_samples: int, n_positions: int, epochs: in
     """Simulated samples, segmented, encoded by the small CPU encoder (the project's own stages)."""
     from acquisition.sim import GRAIN_KINDS, simulate_sample
     from sedarchive.cli import build_parser
-    from sedarchive.compute import dask_client
+    from sedarchive.dask.tasks import dask_client
     from sedarchive.pipeline import STAGES, run_pipeline, stage_settings
 
     archive = Archive.create(root)

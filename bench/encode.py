@@ -147,7 +147,7 @@ def part_separation(args, workdir: Path) -> list[tuple[str, str]]:
 
     from acquisition.sim import read_truth, simulate_sample
     from catalog import read_array
-    from sedarchive.compute import dask_client
+    from sedarchive.dask.tasks import dask_client
     from sedarchive.features.settings import EncodeSettings, preset
     from sedarchive.features.stage import run_stage, train_stage
     from sedarchive.segmentation.settings import SegmentSettings

@@ -19,7 +19,7 @@ from PIL import Image
 
 from acquisition.sim import VirtualPlate, render_stack
 from catalog import Archive, SampleKey
-from sedarchive.compute import dask_client
+from sedarchive.dask.tasks import dask_client
 from sedarchive.ingest import ingest, plan_ingest
 
 

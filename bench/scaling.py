@@ -22,7 +22,7 @@ from pathlib import Path
 from acquisition.sim import simulate_sample
 from catalog import Archive, SampleKey
 from sedarchive.cli import build_parser
-from sedarchive.compute import dask_client
+from sedarchive.dask.tasks import dask_client
 from sedarchive.pipeline import run_pipeline, stage_settings
 
 PAPER_FRAMES = 58_302

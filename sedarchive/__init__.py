@@ -18,7 +18,7 @@ __all__ = ["__version__", "depth_profile", "open_proportions"]
 def __getattr__(name: str):
     # imported on first use, so that `import sedarchive` (and the CLI's --help) stays light
     if name in ("open_proportions", "depth_profile"):
-        from sedarchive import results
+        from sedarchive.counting import results
 
         return getattr(results, name)
     raise AttributeError(f"module 'sedarchive' has no attribute {name!r}")

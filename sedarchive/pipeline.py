@@ -24,7 +24,7 @@ from typing import Any
 
 from catalog import Archive, SampleKey
 from catalog.errors import SedarchiveError
-from sedarchive.compute import TaskReport, one_line
+from sedarchive.dask.tasks import TaskReport, one_line
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from catalog import Archive, read_attrs
 from catalog.store import array_names
 from sedarchive.clustering.kmeans import split_centres
 from sedarchive.clustering.model import ClusteringError, KMeansModel, current_model, save_model
-from sedarchive.compute import TaskReport
+from sedarchive.dask.tasks import TaskReport
 
 
 def split_cluster(archive: Archive, cluster_id: int, n: int = 2, *, client: Any = None, seed: int = 0,
@@ -56,10 +56,10 @@ def split_cluster(archive: Archive, cluster_id: int, n: int = 2, *, client: Any 
         key, reason = next(iter(report.failures.items()))
         raise ClusteringError(f"split cluster {cluster_id}: labelling {key.name} failed: {reason} "
                               f"(run `sedarchive cluster --assign-only` to finish)")
-    from sedarchive.labels import record_split
+    from sedarchive.counting.labels import record_split
 
     record_split(archive, cluster_id, new_ids, by=by, cluster_ids=range(new.n_centres))
-    from sedarchive.proportions import write_proportions
+    from sedarchive.counting.proportions import write_proportions
 
     write_proportions(archive)
     return new_ids

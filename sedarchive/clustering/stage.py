@@ -20,7 +20,7 @@ import numpy as np
 from catalog import Archive, SampleKey, create_variables, read_attrs, record_stage
 from catalog.store import array_names
 from sedarchive.clustering.model import ClusteringError, KMeansModel, current_model, model_dir, save_model
-from sedarchive.compute import TaskReport, run_tasks
+from sedarchive.dask.tasks import TaskReport, run_tasks
 
 
 @dataclass
@@ -83,7 +83,7 @@ class ClusterSettings:
                                   f"max_epochs={self.max_epochs}, umap_points={self.umap_points})")
         if self.refit and self.assign_only:
             raise ClusteringError("--refit and --assign-only exclude each other")
-        from sedarchive.proportions import proxies_from
+        from sedarchive.counting.proportions import proxies_from
 
         proxies_from(self.proxies)
 
@@ -193,7 +193,7 @@ def assign(archive: Archive, keys: Sequence[SampleKey], client: Any, model: KMea
             try:
                 report.results[key] = assign_sample(*args)
             except Exception as err:  # noqa: BLE001 - one bad sample does not stop the others
-                from sedarchive.compute import one_line
+                from sedarchive.dask.tasks import one_line
 
                 report.failures[key] = one_line(err)
     else:
@@ -211,7 +211,7 @@ def assign(archive: Archive, keys: Sequence[SampleKey], client: Any, model: KMea
 
 def _finish(archive: Archive, settings: ClusterSettings, quiet: bool) -> None:
     from sedarchive.clustering.umap_map import build_map
-    from sedarchive.proportions import proxies_from, write_proportions
+    from sedarchive.counting.proportions import proxies_from, write_proportions
 
     write_proportions(archive, proxies=proxies_from(settings.proxies) if settings.proxies is not None else None)
     model = current_model(archive)

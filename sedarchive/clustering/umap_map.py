@@ -17,7 +17,7 @@ import xarray as xr
 
 from catalog import Archive, SampleKey, read_array
 from sedarchive.clustering.latents import flagged, n_grains
-from sedarchive.proportions import write_dataset
+from sedarchive.counting.proportions import write_dataset
 
 
 def embed(latents: np.ndarray, *, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0):

@@ -30,7 +30,7 @@ def add_dask(parser: argparse.ArgumentParser) -> None:
 
 
 def client_from(args: argparse.Namespace):
-    from sedarchive.compute import dask_client
+    from sedarchive.dask.tasks import dask_client
 
     return dask_client(scheduler=getattr(args, "scheduler", None), cluster=getattr(args, "cluster", None),
                        n_workers=getattr(args, "workers", None), quiet=getattr(args, "quiet", False))

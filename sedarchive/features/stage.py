@@ -21,7 +21,7 @@ from typing import Any
 from catalog import Archive, SampleKey, create_variables, read_attrs, record_stage, status_rank
 from catalog.errors import SedarchiveError
 from catalog.store import open_sample
-from sedarchive.compute import TaskReport, has_gpu_workers, run_tasks
+from sedarchive.dask.tasks import TaskReport, has_gpu_workers, run_tasks
 from sedarchive.errors import InputError
 from sedarchive.features.data import IMAGES, build_index
 from sedarchive.features.encode import LATENT, LATENT_CHUNK, encode_store

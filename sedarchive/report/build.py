@@ -17,7 +17,7 @@ import pandas as pd
 
 from catalog import Archive, SampleKey
 from catalog.errors import ArchiveError
-from sedarchive.compute import TaskReport
+from sedarchive.dask.tasks import TaskReport
 from sedarchive.report import figures, thumbnails, upstream
 from sedarchive.report.grains import grain_table, read_grain_images
 from sedarchive.report.series import downcore_series

@@ -1,6 +1,6 @@
 """The one place that calls the clustering part's API: labels, proportions, the map, splitting.
 
-The report and the review page reach ``sedarchive.labels``, ``sedarchive.proportions`` and
+The report and the review page reach ``sedarchive.counting.labels``, ``sedarchive.counting.proportions`` and
 ``sedarchive.clustering`` only through these functions, and see labels as a plain dict
 ``{"version", "classes": [...], "clusters": {id: decision}}`` (the YAML's own shape).
 """
@@ -21,7 +21,7 @@ EXCLUDE_REASONS = ("chopped", "clump", "debris", "other")
 
 def load_labels(archive: Archive) -> dict[str, Any]:
     """``labels.yaml`` as a dict (the default classes and no decisions when there is no file)."""
-    from sedarchive.labels import load_labels as load
+    from sedarchive.counting.labels import load_labels as load
 
     labels = load(archive)
     return {"version": 1, "classes": list(labels.classes), "clusters": dict(labels.clusters)}
@@ -53,7 +53,7 @@ def apply_decision(archive: Archive, action: str, params: dict[str, Any], *, use
     Raises a :class:`catalog.SedarchiveError` (nothing written) for an unknown action, cluster,
     class or reason. Returns the labels as saved, plus ``"new_clusters"`` (ids made by a split).
     """
-    from sedarchive import labels as lab
+    from sedarchive.counting import labels as lab
 
     if action not in ACTIONS:
         raise ArchiveError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
@@ -110,7 +110,7 @@ def _class_name(raw: Any) -> str:
 def refresh_proportions(archive: Archive) -> None:
     """Re-write ``proportions.zarr`` from the stores and the current labels (when a model exists)."""
     from sedarchive.clustering.model import current_model
-    from sedarchive.proportions import write_proportions
+    from sedarchive.counting.proportions import write_proportions
 
     if current_model(archive) is not None:
         write_proportions(archive)
@@ -127,7 +127,7 @@ def open_proportions(archive: Archive):
     """``proportions.zarr`` as an xarray Dataset (loaded), or None when it does not exist yet."""
     if not archive.proportions_path.exists():
         return None
-    from sedarchive.results import open_proportions as open_
+    from sedarchive.counting.results import open_proportions as open_
 
     return open_(archive)
 

@@ -29,7 +29,7 @@ from catalog import (
 )
 from catalog.errors import SedarchiveError
 from catalog.store import array_names, drop_variables
-from sedarchive.compute import TaskReport, run_tasks
+from sedarchive.dask.tasks import TaskReport, run_tasks
 from sedarchive.segmentation.chunks import (
     ChunkKey,
     chunk_file,

@@ -7,11 +7,11 @@ import xarray as xr
 from latent_archive import make_archive
 
 from catalog import SampleKey, read_array
-from sedarchive import labels as lab
+from sedarchive.counting import labels as lab
 from sedarchive.clustering import ClusterSettings, current_model, run_stage
 from sedarchive.errors import InputError
-from sedarchive.proportions import Proxy, proxies_from, wilson_interval, write_proportions
-from sedarchive.results import depth_profile, open_proportions
+from sedarchive.counting.proportions import Proxy, proxies_from, wilson_interval, write_proportions
+from sedarchive.counting.results import depth_profile, open_proportions
 
 # three samples of core X given out of depth order, one of core Y
 PLAN = {SampleKey("X", 20, 22): 150, SampleKey("X", 0, 2): 130, SampleKey("Y", 0, 5): 120, SampleKey("X", 10, 12): 140}

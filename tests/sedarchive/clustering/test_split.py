@@ -6,9 +6,9 @@ import pytest
 from latent_archive import add_encoded_sample, blob_centres, make_archive
 
 from catalog import SampleKey, read_array, read_attrs
-from sedarchive import labels as lab
+from sedarchive.counting import labels as lab
 from sedarchive.clustering import ClusterSettings, ClusteringError, current_model, run_stage, split_cluster
-from sedarchive.results import open_proportions
+from sedarchive.counting.results import open_proportions
 
 PLAN = {SampleKey("S", 0, 1): 200, SampleKey("S", 1, 2): 180}
 

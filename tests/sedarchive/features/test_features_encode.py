@@ -119,7 +119,7 @@ def test_gpu_workers_get_the_training_and_encoding_tasks(tmp_path, capsys):
     from distributed import Client, LocalCluster
 
     from catalog import Archive
-    from sedarchive.compute import has_gpu_workers
+    from sedarchive.dask.tasks import has_gpu_workers
 
     settings = replace(TINY, epochs=2)
     here = Archive.create(tmp_path / "here")

@@ -12,7 +12,7 @@ import pytest
 
 from catalog import SampleKey
 from catalog.errors import SedarchiveError
-from sedarchive.compute import TaskReport
+from sedarchive.dask.tasks import TaskReport
 from sedarchive.pipeline import STAGES, PipelineReport, Stage, run_pipeline
 
 KEYS = [SampleKey("A", 0, 2), SampleKey("A", 2, 4), SampleKey("B", 0, 2)]

@@ -22,7 +22,7 @@ def _read_tsv(path):
 
 
 def test_ecotaxa_columns_types_and_images(clustered_archive, tmp_path):
-    from sedarchive import labels
+    from sedarchive.counting import labels
 
     table = grain_table(clustered_archive)
     named = int(sorted(set(table["cluster"]))[0])
@@ -83,7 +83,7 @@ def test_ecotaxa_all_layers_and_zip(clustered_archive, tmp_path):
 
 
 def test_grain_table_csv(clustered_archive, tmp_path):
-    from sedarchive import labels
+    from sedarchive.counting import labels
 
     first = int(sorted(set(grain_table(clustered_archive)["cluster"]))[0])
     labels.name_cluster(clustered_archive, first, "dark", by="ann")

@@ -45,7 +45,7 @@ def test_report_of_an_archive_with_no_labels_yet(clustered_archive):
 
 
 def test_report_follows_the_labels(clustered_archive):
-    from sedarchive import labels
+    from sedarchive.counting import labels
     from sedarchive.report import upstream
 
     table = grain_table(clustered_archive)

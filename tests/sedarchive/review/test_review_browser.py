@@ -87,7 +87,7 @@ def test_review_page_names_merges_excludes_and_it_all_lasts(browser, review_serv
     assert labels["clusters"][d]["excluded"] is True and labels["clusters"][d]["reason"] == "chopped"
 
     from sedarchive.report import grain_table
-    from sedarchive.results import open_proportions
+    from sedarchive.counting.results import open_proportions
 
     table = grain_table(archive)
     plain = table[~table["chopped"] & ~table["clump"]]
@@ -101,7 +101,7 @@ def test_review_page_names_merges_excludes_and_it_all_lasts(browser, review_serv
 
 
 def test_report_page_shows_the_map_and_the_galleries(browser, clustered_archive, tmp_path):
-    from sedarchive import labels
+    from sedarchive.counting import labels
     from sedarchive.report import grain_table, upstream, write_report
 
     first = int(sorted(set(grain_table(clustered_archive)["cluster"]))[0])

@@ -35,7 +35,7 @@ import xarray as xr
 from catalog import Archive, SampleKey, read_array, read_attrs
 from catalog.store import array_names
 from sedarchive.errors import InputError
-from sedarchive.labels import load_labels, resolve
+from sedarchive.counting.labels import load_labels, resolve
 
 FLAGS = ("chopped", "clump")
 

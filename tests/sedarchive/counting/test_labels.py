@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from catalog import Archive
-from sedarchive import labels as lab
-from sedarchive.labels import Labels, LabelsError, load_labels, resolve, save_labels
+from sedarchive.counting import labels as lab
+from sedarchive.counting.labels import Labels, LabelsError, load_labels, resolve, save_labels
 
 IDS = range(10)
 

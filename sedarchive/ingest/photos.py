@@ -199,7 +199,7 @@ def ingest(
 
     Returns the number of positions written by this call (fewer than the plan's when resuming).
     """
-    from sedarchive.compute import run_tasks
+    from sedarchive.dask.tasks import run_tasks
 
     path = archive.sample_path(key)
     source = str(Path(plan.source).resolve())

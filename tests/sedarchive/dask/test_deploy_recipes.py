@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sedarchive.compute import dask_client, has_gpu_workers
-from sedarchive.deploy_recipes import (
+from sedarchive.dask.tasks import dask_client, has_gpu_workers
+from sedarchive.dask.recipes import (
     RecipeError,
     cluster_from_recipe,
     kubernetes_spec,

@@ -57,7 +57,7 @@ def dask_client(
             yield client
         return
     if cluster:
-        from sedarchive.deploy_recipes import cluster_from_recipe  # optional stacks (jobqueue, ssh, k8s)
+        from sedarchive.dask.recipes import cluster_from_recipe  # optional stacks (jobqueue, ssh, k8s)
 
         with cluster_from_recipe(cluster) as dask_cluster, Client(dask_cluster) as client:
             _say(quiet, f"dask: cluster from {cluster}, dashboard {client.dashboard_link}")

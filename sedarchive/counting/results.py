@@ -2,7 +2,7 @@
 
 Examples
 --------
->>> from sedarchive.results import open_proportions, depth_profile   # doctest: +SKIP
+>>> from sedarchive.counting.results import open_proportions, depth_profile   # doctest: +SKIP
 >>> ds = open_proportions("my-archive")                                # doctest: +SKIP
 >>> depth_profile(ds, "AI-3352").foram_fragmentation.plot(y="depth_mid_cm", yincrease=False)  # doctest: +SKIP
 """
