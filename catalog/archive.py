@@ -70,6 +70,16 @@ class Archive:
     def report_dir(self) -> Path:
         return self.root / "report"
 
+    @property
+    def umap_path(self) -> Path:
+        """``umap.zarr``: the 2-D map of the latent space (written by the cluster stage)."""
+        return self.root / "umap.zarr"
+
+    @property
+    def run_path(self) -> Path:
+        """``run.json``: seconds per stage of the latest ``sedarchive run``."""
+        return self.root / "run.json"
+
     def sample_path(self, key: SampleKey) -> Path:
         return self.samples_dir / key.core / f"{key.name}.zarr"
 

@@ -53,7 +53,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("segment", "sedarchive.commands.segment", "sedarchive.segmentation.stage:run_stage"),
     Stage("train", "sedarchive.commands.train", "sedarchive.features.stage:train_stage", per_sample=False),
     Stage("encode", "sedarchive.commands.encode", "sedarchive.features.stage:run_stage"),
-    Stage("cluster", "sedarchive.commands.cluster", "sedarchive.clustering.stage:run_stage", per_sample=False),
+    Stage("cluster", "sedarchive.commands.cluster", "sedarchive.counting.stage:run_stage", per_sample=False),
     Stage("report", "sedarchive.commands.report", "sedarchive.report.build:run_stage", per_sample=False),
 )
 

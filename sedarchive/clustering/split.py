@@ -13,14 +13,14 @@ from sedarchive.dask.tasks import TaskReport
 
 
 def split_cluster(archive: Archive, cluster_id: int, n: int = 2, *, client: Any = None, seed: int = 0,
-                  max_grains: int = 200_000, by: str = "expert", quiet: bool = True) -> list[int]:
+                  max_grains: int = 200_000, quiet: bool = True) -> list[int]:
     """Re-cluster the grains of one cluster into ``n`` new clusters; returns the new cluster ids.
 
     The new centres get the ids after the existing ones; the old centre is retired (it stays in the
     model so that assigning new samples still descends through it), the model is saved under its new
-    id and made current, ``cluster`` is rewritten in every sample labelled by the old model, the
-    entry of the old cluster in labels.yaml becomes ``split_into``, and proportions.zarr is
-    rewritten. ``client=None`` labels the samples here, one after another.
+    id and made current, and ``cluster`` is rewritten in every sample labelled by the old model.
+    ``client=None`` labels the samples here, one after another. Recording the split in labels.yaml
+    and rewriting proportions.zarr is counting's part: :func:`sedarchive.counting.decisions.split_cluster`.
     """
     from sedarchive.clustering.latents import LatentSource
     from sedarchive.clustering.stage import assign
@@ -56,12 +56,6 @@ def split_cluster(archive: Archive, cluster_id: int, n: int = 2, *, client: Any 
         key, reason = next(iter(report.failures.items()))
         raise ClusteringError(f"split cluster {cluster_id}: labelling {key.name} failed: {reason} "
                               f"(run `sedarchive cluster --assign-only` to finish)")
-    from sedarchive.counting.labels import record_split
-
-    record_split(archive, cluster_id, new_ids, by=by, cluster_ids=range(new.n_centres))
-    from sedarchive.counting.proportions import write_proportions
-
-    write_proportions(archive)
     return new_ids
 
 

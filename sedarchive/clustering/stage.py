@@ -83,9 +83,6 @@ class ClusterSettings:
                                   f"max_epochs={self.max_epochs}, umap_points={self.umap_points})")
         if self.refit and self.assign_only:
             raise ClusteringError("--refit and --assign-only exclude each other")
-        from sedarchive.counting.proportions import proxies_from
-
-        proxies_from(self.proxies)
 
 
 def encoder_of(archive: Archive, keys: Sequence[SampleKey]) -> str | None:
@@ -138,7 +135,8 @@ def run_stage(archive: Archive, keys: Sequence[SampleKey], client: Any, settings
     """Cluster the selected samples; resumable (samples labelled by the current model are skipped).
 
     Fits a model when there is none for the samples' encoder or ``settings.refit``; then labels
-    every grain of every selected sample, writes ``proportions.zarr`` and the UMAP map.
+    every grain of every selected sample and writes the UMAP map. Counting (``proportions.zarr``)
+    is not clustering's business: the pipeline and the command call it afterwards.
     """
     settings.check()
     from catalog import status_rank
@@ -211,9 +209,7 @@ def assign(archive: Archive, keys: Sequence[SampleKey], client: Any, model: KMea
 
 def _finish(archive: Archive, settings: ClusterSettings, quiet: bool) -> None:
     from sedarchive.clustering.umap_map import build_map
-    from sedarchive.counting.proportions import proxies_from, write_proportions
 
-    write_proportions(archive, proxies=proxies_from(settings.proxies) if settings.proxies is not None else None)
     model = current_model(archive)
     rows = archive.samples(status="clustered")
     keys = [row.key for row in rows if read_attrs(row.path).get("kmeans_id") == model.id]
@@ -238,7 +234,7 @@ def _finish(archive: Archive, settings: ClusterSettings, quiet: bool) -> None:
 def _map_signature(archive: Archive) -> str | None:
     import zarr
 
-    path = archive.root / "umap.zarr"
+    path = archive.umap_path
     if not path.exists():
         return None
     return zarr.open_group(str(path), mode="r").attrs.get("signature")

@@ -16,8 +16,8 @@ import numpy as np
 import xarray as xr
 
 from catalog import Archive, SampleKey, read_array
+from catalog.files import write_dataset
 from sedarchive.clustering.latents import flagged, n_grains
-from sedarchive.counting.proportions import write_dataset
 
 
 def embed(latents: np.ndarray, *, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0):
@@ -85,7 +85,7 @@ def build_map(
     ds = xr.concat(tables, dim="point") if len(tables) > 1 else tables[0]
     ds.attrs.update(attrs or {})
     ds.attrs.update(n_fitted=int(ds["fitted"].sum()), seed=int(seed))
-    return write_dataset(ds, archive.root / "umap.zarr")
+    return write_dataset(ds, archive.umap_path)
 
 
 def _table(keys, parts, points: np.ndarray, *, fitted: bool) -> xr.Dataset:
@@ -128,4 +128,12 @@ def _has(path: Path, name: str) -> bool:
 
 def open_map(archive: Archive) -> xr.Dataset:
     """The UMAP map of the archive (lazy)."""
-    return xr.open_zarr(str(archive.root / "umap.zarr"))
+    return xr.open_zarr(str(archive.umap_path))
+
+
+def load_map(archive: Archive) -> xr.Dataset | None:
+    """The UMAP map of the archive, loaded into memory; None when there is no map yet."""
+    if not archive.umap_path.exists():
+        return None
+    with open_map(archive) as ds:
+        return ds.load()

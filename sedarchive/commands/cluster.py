@@ -61,7 +61,7 @@ def settings_from(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from catalog import Archive
-    from sedarchive.clustering.stage import run_stage
+    from sedarchive.counting.stage import run_stage
 
     archive = Archive.open(args.archive)
     settings = settings_from(args)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,8 @@ from typing import Any
 import yaml
 
 from catalog import Archive
+from catalog.files import atomic_write
+from sedarchive.clustering.model import current_model
 from sedarchive.errors import InputError
 
 VERSION = 1
@@ -149,14 +150,7 @@ def resolve(labels: Labels, *, where: Any = "labels") -> dict[int, str | None]:
     """
     out: dict[int, str | None] = {}
     for cid in labels.clusters:
-        chain = [cid]
-        entry = labels.clusters[cid]
-        while "merged_into" in entry:
-            nxt = entry["merged_into"]
-            if nxt in chain:
-                raise LabelsError(f"{where}: merges of clusters {' -> '.join(map(str, chain + [nxt]))} form a cycle")
-            chain.append(nxt)
-            entry = labels.clusters.get(nxt, {})
+        entry = labels.clusters.get(_root(labels, cid, where), {})
         if "class" in entry:
             out[cid] = entry["class"]
         elif entry.get("excluded") is True:
@@ -164,14 +158,39 @@ def resolve(labels: Labels, *, where: Any = "labels") -> dict[int, str | None]:
     return out
 
 
+def _root(labels: Labels, cluster: int, where: Any) -> int:
+    """The cluster that ``cluster`` ends up in after following its merges (itself when not merged)."""
+    chain = [int(cluster)]
+    while "merged_into" in labels.clusters.get(chain[-1], {}):
+        nxt = int(labels.clusters[chain[-1]]["merged_into"])
+        if nxt in chain:
+            raise LabelsError(f"{where}: merges of clusters {' -> '.join(map(str, chain + [nxt]))} form a cycle")
+        chain.append(nxt)
+    return chain[-1]
+
+
+def resolve_cluster(labels: Labels, cluster: int) -> dict[str, Any]:
+    """Where one cluster ends up after merges: ``{"root", "class", "excluded", "reason"}``.
+
+    The same rule as :func:`resolve` (one implementation), for one cluster and with the decision's
+    details; a cluster without an entry has no class and is not excluded.
+
+    Examples
+    --------
+    >>> lab = Labels(["quartz"], {1: {"class": "quartz"}, 2: {"merged_into": 1}})
+    >>> resolve_cluster(lab, 2)
+    {'root': 1, 'class': 'quartz', 'excluded': False, 'reason': None}
+    """
+    root = _root(labels, cluster, "labels")
+    entry = labels.clusters.get(root, {})
+    return {"root": root, "class": entry.get("class"), "excluded": bool(entry.get("excluded", False)),
+            "reason": entry.get("reason")}
+
+
 def save_labels(archive: Archive, labels: Labels, *, cluster_ids: Iterable[int] | None = None) -> Path:
     """Validate, then write labels.yaml atomically (temporary file + rename)."""
     validate(labels, cluster_ids, where=archive.labels_path)
-    path = archive.labels_path
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(yaml.safe_dump(labels.to_yaml(), sort_keys=False, default_flow_style=None))
-    os.replace(tmp, path)
-    return path
+    return atomic_write(archive.labels_path, yaml.safe_dump(labels.to_yaml(), sort_keys=False, default_flow_style=None))
 
 
 def _stamp(by: str) -> dict[str, str]:
@@ -187,8 +206,6 @@ def _editing(archive: Archive, cluster_ids: Iterable[int] | None) -> Iterator[La
     The file is stamped with the current K-means model, so names never silently carry over to the
     clusters of a refitted model.
     """
-    from sedarchive.clustering.model import current_model
-
     ids = None if cluster_ids is None else list(cluster_ids)
     archive.root.mkdir(parents=True, exist_ok=True)
     with open(archive.root / ".labels.lock", "a") as handle:
@@ -210,8 +227,6 @@ def _editing(archive: Archive, cluster_ids: Iterable[int] | None) -> Iterator[La
 def _model_ids(archive: Archive, cluster_ids: Iterable[int] | None) -> list[int] | None:
     if cluster_ids is not None:
         return list(cluster_ids)
-    from sedarchive.clustering.model import current_model
-
     model = current_model(archive)
     return None if model is None else list(range(model.n_centres))
 

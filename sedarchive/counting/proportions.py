@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import shutil
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -33,7 +31,9 @@ import numpy as np
 import xarray as xr
 
 from catalog import Archive, SampleKey, read_array, read_attrs
+from catalog.files import write_dataset
 from catalog.store import array_names
+from sedarchive.clustering.model import current_model
 from sedarchive.errors import InputError
 from sedarchive.counting.labels import load_labels, resolve
 
@@ -202,8 +202,6 @@ def write_proportions(archive: Archive, *, proxies: Sequence[Proxy] | None = Non
 
     ``proxies`` default to those recorded in the existing proportions.zarr, else :data:`DEFAULT_PROXIES`.
     """
-    from sedarchive.clustering.model import current_model
-
     model = current_model(archive)
     if model is None:
         raise InputError(f"{archive.root}: no K-means model yet; run `sedarchive cluster` first")
@@ -245,18 +243,3 @@ def recorded_proxies(archive: Archive) -> tuple[Proxy, ...]:
         if raw:
             return tuple(Proxy(p["name"], tuple(p["numerator"]), tuple(p["denominator"])) for p in raw)
     return DEFAULT_PROXIES
-
-
-def write_dataset(ds: xr.Dataset, path: Path) -> Path:
-    """Write an archive-level result store whole, then swap it in: readers never see half of one."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    old = path.with_name(f".{path.name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # zarr: consolidated metadata is not yet in the v3 spec
-        ds.to_zarr(str(tmp), mode="w", zarr_format=3, consolidated=True)
-    if path.exists():
-        path.rename(old)
-    tmp.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
-    return path

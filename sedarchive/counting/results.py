@@ -26,6 +26,11 @@ def open_proportions(archive: Archive | str | Path) -> xr.Dataset:
         return ds.load()
 
 
+def read_proportions(archive: Archive) -> xr.Dataset | None:
+    """``proportions.zarr`` loaded, or None when it does not exist yet (for the report and review page)."""
+    return open_proportions(archive) if archive.proportions_path.exists() else None
+
+
 def depth_profile(ds: xr.Dataset, core: str) -> xr.Dataset:
     """The samples of one core, sorted from top to bottom (dimension ``sample``, coordinate ``depth_mid_cm``)."""
     cores = sorted(set(ds["core"].values.tolist()))

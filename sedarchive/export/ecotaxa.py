@@ -25,8 +25,8 @@ import pandas as pd
 from catalog import Archive, SampleKey, read_attrs
 from catalog.errors import ArchiveError
 from sedarchive import __version__
-from sedarchive.report import upstream
-from sedarchive.report.grains import MEASUREMENTS, grain_table, read_grain_images
+from sedarchive.counting.labels import load_labels, resolve_cluster
+from sedarchive.gallery.grains import MEASUREMENTS, grain_table, read_grain_images
 
 LAYER_CHOICES = ("sharpest", "all")
 IMAGE_BATCH = 256  # grains read at a time from a sample store
@@ -35,11 +35,11 @@ IMAGE_BATCH = 256  # grains read at a time from a sample store
 def labelled_grains(archive: Archive, keys: Sequence[SampleKey] | None = None) -> pd.DataFrame:
     """The grain table with the expert's decision per grain: ``class``, ``excluded``, ``reason``, ``by``, ``at``."""
     table = grain_table(archive, keys)
-    labels = upstream.load_labels(archive)
+    labels = load_labels(archive)
     decisions = {}
     for cid in sorted(set(table["cluster"].tolist())) if len(table) else []:
-        where = upstream.resolve(labels, cid) if cid >= 0 else {"class": None, "excluded": False, "reason": None, "root": cid}
-        entry = labels["clusters"].get(where["root"], {})
+        where = resolve_cluster(labels, cid) if cid >= 0 else {"class": None, "excluded": False, "reason": None, "root": cid}
+        entry = labels.clusters.get(where["root"], {})
         decisions[cid] = (where["class"] or "", bool(where["excluded"]), where["reason"] or "",
                           entry.get("by", ""), entry.get("at", ""))
     columns = ("class", "excluded", "reason", "decided_by", "decided_at")

@@ -6,6 +6,6 @@ is shared with the review page and the export.
 from __future__ import annotations
 
 from sedarchive.report.build import ReportSettings, run_stage, write_report
-from sedarchive.report.grains import grain_table, read_grain_images
+from sedarchive.gallery.grains import grain_table, read_grain_images
 
 __all__ = ["ReportSettings", "grain_table", "read_grain_images", "run_stage", "write_report"]

@@ -17,9 +17,13 @@ import pandas as pd
 
 from catalog import Archive, SampleKey
 from catalog.errors import ArchiveError
-from sedarchive.dask.tasks import TaskReport
-from sedarchive.report import figures, thumbnails, upstream
-from sedarchive.report.grains import grain_table, read_grain_images
+from sedarchive.dask import TaskReport
+from sedarchive.clustering.umap_map import load_map
+from sedarchive.counting.labels import Labels, load_labels, resolve_cluster
+from sedarchive.counting.results import read_proportions
+from sedarchive.gallery import thumbnails
+from sedarchive.gallery.grains import grain_table, read_grain_images
+from sedarchive.report import figures
 from sedarchive.report.series import downcore_series
 from sedarchive.report.summary import run_summary
 
@@ -91,7 +95,7 @@ def write_report(archive: Archive, settings: ReportSettings | None = None, *, ke
 
     keys = list(keys) if keys is not None else archive.keys()
     table = grain_table(archive, keys)
-    labels = upstream.load_labels(archive)
+    labels = load_labels(archive)
     decisions = _decisions(labels, table)
     lap("grain table")
 
@@ -104,7 +108,7 @@ def write_report(archive: Archive, settings: ReportSettings | None = None, *, ke
         lap("map")
         clusters = _galleries(archive, table, decisions, settings, work)
         lap("galleries")
-        proportions = upstream.open_proportions(archive)
+        proportions = read_proportions(archive)
         downcore = []
         for core, series, xlabel in downcore_series(proportions, table, labels):
             out = figures.downcore(core, series["depth"], series["series"], work / "plots" / f"downcore_{_safe(core)}.png",
@@ -145,11 +149,11 @@ def _safe(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
-def _decisions(labels: dict[str, Any], table: pd.DataFrame) -> dict[int, dict[str, Any]]:
+def _decisions(labels: Labels, table: pd.DataFrame) -> dict[int, dict[str, Any]]:
     ids = sorted(int(c) for c in table["cluster"].unique() if c >= 0) if len(table) else []
     out = {}
     for cid in ids:
-        where = upstream.resolve(labels, cid)
+        where = resolve_cluster(labels, cid)
         where["merged"] = where["root"] != cid
         out[cid] = where
     return out
@@ -165,7 +169,7 @@ def grain_class(decision: dict[str, Any] | None) -> str | None:
 
 
 def _maps(archive, table, labels, decisions, settings, work) -> list[dict[str, str]]:
-    umap = upstream.open_umap(archive)
+    umap = load_map(archive)
     method = "UMAP"
     if umap is not None and umap.sizes.get("point", 0):
         xy = np.asarray(umap["umap"].values, float)
@@ -185,7 +189,7 @@ def _maps(archive, table, labels, decisions, settings, work) -> list[dict[str, s
     figures.map_by_cluster(xy, cluster, work / out[0]["png"], title=f"{method} — by cluster")
     if any(d["class"] or d["excluded"] for d in decisions.values()):
         cls = [grain_class(decisions.get(int(c))) for c in cluster]
-        figures.map_by_class(xy, cls, labels["classes"], work / "plots/map_classes.png",
+        figures.map_by_class(xy, cls, labels.classes, work / "plots/map_classes.png",
                              title=f"{method} — by class")
         out.append({"png": "plots/map_classes.png", "title": f"{method}, coloured by class"})
     return out

@@ -4,15 +4,18 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catalog import Archive
 from sedarchive import __version__
 from sedarchive.report.figures import class_colours, cluster_colour
 
+if TYPE_CHECKING:
+    from sedarchive.counting.labels import Labels
+
 
 def render_page(archive: Archive, summary: dict[str, Any], maps: list[dict[str, str]], clusters: list,
-                downcore: list[dict[str, Any]], labels: dict[str, Any]) -> str:
+                downcore: list[dict[str, Any]], labels: Labels) -> str:
     """The whole page as one string (every link relative, nothing fetched from elsewhere)."""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     nav = [("summary", "Run summary"), ("map", "Map"), ("downcore", "Down-core"), ("clusters", "Clusters")]
@@ -131,11 +134,11 @@ def size_svg(histogram: dict[str, Any], cluster: int) -> str:
             f"{hi:.0f} {unit}</text><text x=\"{width / 2}\" y=\"{height - 2}\" text-anchor=\"middle\">size</text></svg>")
 
 
-def _clusters(views: list, labels: dict[str, Any]) -> str:
+def _clusters(views: list, labels: Labels) -> str:
     if not views:
         return '<section id=clusters><h2>Clusters</h2><p class=empty>No clusters yet (run <code>sedarchive cluster</code>).</p></section>'
     total = sum(v.size for v in views) or 1
-    colours = class_colours(labels.get("classes", []))
+    colours = class_colours(labels.classes)
     index = "".join(f'<a href="#cluster-{v.cluster}" style="border-color:{cluster_colour(v.cluster)}">{v.cluster}</a>'
                     for v in views)
     parts = [f"<section id=clusters><h2>Clusters</h2><p class=index>{index}</p>"]

@@ -6,10 +6,13 @@ falls back to the fractions of the most common clusters, with 95% Wilson interva
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from sedarchive.counting.labels import Labels
 
 BOUND_SUFFIXES = (("_lower", "_upper"), ("_low", "_high"), ("_lo", "_hi"), ("_min", "_max"))
 NOT_PROXIES = {"count", "class_count", "class_fraction", "flagged_count", "total", "n_grains"}
@@ -56,7 +59,7 @@ def proxy_names(ds) -> list[str]:
             and not {"cluster", "class"} & set(v.dims) and v.dtype.kind == "f"]
 
 
-def downcore_series(proportions, table: pd.DataFrame, labels: dict[str, Any]) -> list[tuple[str, dict, str]]:
+def downcore_series(proportions, table: pd.DataFrame, labels: Labels) -> list[tuple[str, dict, str]]:
     """Per core: ``(core, {"depth": mid-depths, "series": {name: (value, lower, upper)}}, xlabel)``."""
     out = []
     if proportions is not None and proportions.sizes.get("sample", 0):

@@ -3,18 +3,23 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from catalog import Archive, SampleKey, positions_done, read_attrs
+from catalog.errors import ArchiveError
+from catalog.models import read_current
 from catalog.store import array_names, summary as store_summary
+
+if TYPE_CHECKING:
+    from sedarchive.counting.labels import Labels
 
 STAGES = ("acquire", "ingest", "segment", "train", "encode", "cluster", "umap", "proportions")
 TIMING_SUFFIXES = ("_seconds", "_elapsed_s", "_time_s", "_wall_s", "_duration_s")
 
 
-def run_summary(archive: Archive, keys: list[SampleKey], table: pd.DataFrame, labels: dict[str, Any],
+def run_summary(archive: Archive, keys: list[SampleKey], table: pd.DataFrame, labels: Labels,
                 *, settings: dict[str, Any]) -> dict[str, Any]:
     """Counts, the settings of every stage (with how many samples used each), timings and models."""
     frames = positions = 0
@@ -38,19 +43,18 @@ def run_summary(archive: Archive, keys: list[SampleKey], table: pd.DataFrame, la
                 for step, seconds in value.items():
                     if isinstance(seconds, (int, float)):
                         timings[f"{name[: name.rindex('_timing')]}: {step}"] += float(seconds)
-    run_file = archive.root / "run.json"  # written by `sedarchive run` after each stage
+    run_file = archive.run_path  # written by `sedarchive run` after each stage
     try:
         for stage, seconds in json.loads(run_file.read_text()).get("stages_s", {}).items():
             timings[f"run: {stage}"] = float(seconds)
     except (OSError, ValueError, AttributeError, TypeError):
         pass  # no pipeline run yet (stages run one by one), or an unreadable file: no timings from it
     clustered = table[table["cluster"] >= 0] if len(table) else table
-    decisions = labels.get("clusters", {})
-    models = archive.models_dir / "current.json"
+    decisions = labels.clusters
     try:
-        current = json.loads(models.read_text()) if models.exists() else None
-    except (OSError, json.JSONDecodeError):
-        current = {"error": f"{models} is not readable JSON"}
+        current = read_current(archive.models_dir) or None
+    except ArchiveError as err:
+        current = {"error": str(err)}
     return {
         "samples": len(keys),
         "cores": sorted({k.core for k in keys}),
@@ -66,7 +70,7 @@ def run_summary(archive: Archive, keys: list[SampleKey], table: pd.DataFrame, la
         "named_clusters": sum(1 for d in decisions.values() if d.get("class")),
         "merged_clusters": sum(1 for d in decisions.values() if "merged_into" in d),
         "excluded_clusters": sum(1 for d in decisions.values() if d.get("excluded")),
-        "classes": list(labels.get("classes", [])),
+        "classes": list(labels.classes),
         "stage_settings": {stage: dict(c) for stage, c in sorted(stage_settings.items(), key=_stage_order)},
         "stage_timings_s": dict(timings),
         "models": current,

@@ -12,8 +12,11 @@ import numpy as np
 
 from catalog import Archive
 from catalog.errors import ArchiveError
-from sedarchive.report import thumbnails, upstream
-from sedarchive.report.grains import grain_table, read_grain_images
+from sedarchive.counting import decisions
+from sedarchive.counting.labels import load_labels, resolve_cluster
+from sedarchive.counting.results import read_proportions
+from sedarchive.gallery import thumbnails
+from sedarchive.gallery.grains import grain_table, read_grain_images
 
 MAX_PAGE = 200
 SIDES = (64, 96, 128, 160, 200, 280)
@@ -24,7 +27,7 @@ class NotFound(ArchiveError):
 
 
 class ReviewState:
-    """The archive as the review page sees it; decisions go through :func:`upstream.apply_decision`."""
+    """The archive as the review page sees it; decisions go through :func:`sedarchive.counting.decisions.apply_decision`."""
 
     def __init__(self, archive: Archive, user: str):
         self.archive = archive
@@ -46,21 +49,21 @@ class ReviewState:
     # -- reading --------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """Classes, every cluster with its decision, and the class proportions of the archive."""
-        labels = upstream.load_labels(self.archive)
+        labels = load_labels(self.archive)
         clusters = []
         for cid, size in sorted(self.sizes.items()):
-            where = upstream.resolve(labels, cid)
-            entry = labels["clusters"].get(cid, {})
+            where = resolve_cluster(labels, cid)
+            entry = labels.clusters.get(cid, {})
             clusters.append({"id": cid, "size": size, "class": where["class"], "excluded": where["excluded"],
                              "reason": where["reason"], "root": where["root"],
                              "by": entry.get("by"), "at": entry.get("at")})
-        return {"archive": self.archive.root.name, "user": self.user, "classes": labels["classes"],
-                "reasons": list(upstream.EXCLUDE_REASONS), "clusters": clusters,
+        return {"archive": self.archive.root.name, "user": self.user, "classes": list(labels.classes),
+                "reasons": list(decisions.EXCLUDE_REASONS), "clusters": clusters,
                 "grains": int(len(self.table)), "proportions": self.proportions()}
 
     def proportions(self) -> dict[str, Any]:
         """Grains per class over the whole archive, from ``proportions.zarr``."""
-        ds = upstream.open_proportions(self.archive)
+        ds = read_proportions(self.archive)
         if ds is None or "class_count" not in ds:
             return {"classes": {}, "total": 0}
         counts = ds["class_count"].sum("sample").values
@@ -101,8 +104,8 @@ class ReviewState:
     def decide(self, request: Any) -> dict[str, Any]:
         """Apply one decision sent by the page: ``{"action": ..., params}``; returns the new state."""
         action, params = check_decision(request)
-        result = upstream.apply_decision(self.archive, action, params, user=self.user,
-                                         known_clusters=set(self.sizes))
+        result = decisions.apply_decision(self.archive, action, params, user=self.user,
+                                          known_clusters=set(self.sizes))
         if result.get("new_clusters"):
             self.reload()
         state = self.state()

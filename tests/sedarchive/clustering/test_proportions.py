@@ -8,7 +8,8 @@ from latent_archive import make_archive
 
 from catalog import SampleKey, read_array
 from sedarchive.counting import labels as lab
-from sedarchive.clustering import ClusterSettings, current_model, run_stage
+from sedarchive.clustering import ClusterSettings, current_model
+from sedarchive.counting.stage import run_stage
 from sedarchive.errors import InputError
 from sedarchive.counting.proportions import Proxy, proxies_from, wilson_interval, write_proportions
 from sedarchive.counting.results import depth_profile, open_proportions

@@ -7,7 +7,9 @@ from latent_archive import add_encoded_sample, blob_centres, make_archive
 
 from catalog import SampleKey, read_array, read_attrs
 from sedarchive.counting import labels as lab
-from sedarchive.clustering import ClusterSettings, ClusteringError, current_model, run_stage, split_cluster
+from sedarchive.clustering import ClusterSettings, ClusteringError, current_model
+from sedarchive.counting.decisions import split_cluster
+from sedarchive.counting.stage import run_stage
 from sedarchive.counting.results import open_proportions
 
 PLAN = {SampleKey("S", 0, 1): 200, SampleKey("S", 1, 2): 180}

@@ -43,7 +43,7 @@ def make_archive(root: Path, *, seed: int = 7, clustered: bool = True, umap_poin
                  quick_map: bool = True) -> Archive:
     """Build the archive under ``root``; ``clustered=False`` stops after the grains (no latent, cluster).
 
-    Clustering is the real stage (``sedarchive.clustering.run_stage``, K = 8, no Dask client), which
+    Clustering is the real stage (``sedarchive.counting.stage.run_stage``, K = 8, no Dask client), which
     also writes ``proportions.zarr`` and, with ``umap_points``, ``umap.zarr`` (UMAP's first fit takes
     half a minute here, so ``quick_map`` writes the map in the same schema from a PCA instead).
     """
@@ -96,7 +96,8 @@ def make_archive(root: Path, *, seed: int = 7, clustered: bool = True, umap_poin
         archive.set_status(key, "encoded" if clustered else "segmented", segment_settings={"method": "fast"},
                            segment_elapsed_s=1.5, **({"encoder_id": "synthetic"} if clustered else {}))
     if clustered:
-        from sedarchive.clustering import ClusterSettings, run_stage
+        from sedarchive.clustering import ClusterSettings
+        from sedarchive.counting.stage import run_stage
 
         report = run_stage(archive, archive.keys(), None, ClusterSettings(k=K, umap_points=umap_points, seed=seed),
                            quiet=True)

@@ -8,7 +8,7 @@ import pytest
 
 from catalog.errors import SedarchiveError
 from sedarchive.report import ReportSettings, write_report
-from sedarchive.report.grains import grain_table
+from sedarchive.gallery.grains import grain_table
 
 
 def _links(html: str) -> list[str]:
@@ -46,7 +46,7 @@ def test_report_of_an_archive_with_no_labels_yet(clustered_archive):
 
 def test_report_follows_the_labels(clustered_archive):
     from sedarchive.counting import labels
-    from sedarchive.report import upstream
+    from sedarchive.counting import decisions as upstream
 
     table = grain_table(clustered_archive)
     first, second, third = sorted(set(table["cluster"]))[:3]

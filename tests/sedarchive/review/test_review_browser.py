@@ -102,7 +102,8 @@ def test_review_page_names_merges_excludes_and_it_all_lasts(browser, review_serv
 
 def test_report_page_shows_the_map_and_the_galleries(browser, clustered_archive, tmp_path):
     from sedarchive.counting import labels
-    from sedarchive.report import grain_table, upstream, write_report
+    from sedarchive.counting import decisions as upstream
+    from sedarchive.report import grain_table, write_report
 
     first = int(sorted(set(grain_table(clustered_archive)["cluster"]))[0])
     labels.name_cluster(clustered_archive, first, "foram_intact", by="tester")

@@ -1,16 +1,22 @@
-"""The one place that calls the clustering part's API: labels, proportions, the map, splitting.
+"""The expert's decisions about clusters, checked and applied: labels.yaml, then the proportions.
 
-The report and the review page reach ``sedarchive.counting.labels``, ``sedarchive.counting.proportions`` and
-``sedarchive.clustering`` only through these functions, and see labels as a plain dict
-``{"version", "classes": [...], "clusters": {id: decision}}`` (the YAML's own shape).
+The review page sends one decision at a time (name, merge, exclude, clear, add a class, split);
+:func:`apply_decision` checks it, records it in ``labels.yaml`` and rewrites ``proportions.zarr``.
+Splitting is clustering's work (:func:`sedarchive.clustering.split_cluster`); recording the split in
+the labels and counting anew is done here, above clustering.
 """
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
 from catalog import Archive
 from catalog.errors import ArchiveError
+from sedarchive.clustering import split as clustering_split
+from sedarchive.clustering.model import current_model
+from sedarchive.counting import labels as lab
+from sedarchive.counting.proportions import write_proportions
 
 #: one decision at a time in this process (the review server is threaded; labels.py locks files)
 _WRITE_LOCK = threading.Lock()
@@ -19,31 +25,10 @@ ACTIONS = ("name", "merge", "exclude", "clear", "add_class", "split")
 EXCLUDE_REASONS = ("chopped", "clump", "debris", "other")
 
 
-def load_labels(archive: Archive) -> dict[str, Any]:
-    """``labels.yaml`` as a dict (the default classes and no decisions when there is no file)."""
-    from sedarchive.counting.labels import load_labels as load
-
-    labels = load(archive)
-    return {"version": 1, "classes": list(labels.classes), "clusters": dict(labels.clusters)}
-
-
-def resolve(labels: dict[str, Any], cluster: int) -> dict[str, Any]:
-    """Where a cluster ends up after merges: ``{"root", "class", "excluded", "reason"}``.
-
-    Examples
-    --------
-    >>> labels = {"classes": ["quartz"], "clusters": {1: {"class": "quartz"}, 2: {"merged_into": 1}}}
-    >>> resolve(labels, 2)
-    {'root': 1, 'class': 'quartz', 'excluded': False, 'reason': None}
-    """
-    seen = set()
-    root = int(cluster)
-    while "merged_into" in labels["clusters"].get(root, {}) and root not in seen:
-        seen.add(root)
-        root = int(labels["clusters"][root]["merged_into"])
-    entry = labels["clusters"].get(root, {})
-    return {"root": root, "class": entry.get("class"), "excluded": bool(entry.get("excluded", False)),
-            "reason": entry.get("reason")}
+def labels_view(archive: Archive) -> dict[str, Any]:
+    """``labels.yaml`` as the review page's JSON: ``{"version", "classes", "clusters"}``."""
+    labels = lab.load_labels(archive)
+    return {"version": lab.VERSION, "classes": list(labels.classes), "clusters": dict(labels.clusters)}
 
 
 def apply_decision(archive: Archive, action: str, params: dict[str, Any], *, user: str,
@@ -51,10 +36,9 @@ def apply_decision(archive: Archive, action: str, params: dict[str, Any], *, use
     """Check one decision of the expert, save ``labels.yaml`` at once, and rewrite the proportions.
 
     Raises a :class:`catalog.SedarchiveError` (nothing written) for an unknown action, cluster,
-    class or reason. Returns the labels as saved, plus ``"new_clusters"`` (ids made by a split).
+    class or reason. Returns the labels as saved (:func:`labels_view`), plus ``"new_clusters"``
+    (ids made by a split).
     """
-    from sedarchive.counting import labels as lab
-
     if action not in ACTIONS:
         raise ArchiveError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
     new_clusters: list[int] = []
@@ -63,7 +47,7 @@ def apply_decision(archive: Archive, action: str, params: dict[str, Any], *, use
             lab.add_class(archive, _class_name(params.get("class")), by=user)
         elif action == "name":
             cid = _cluster(params.get("cluster"), known_clusters)
-            if params.get("class") not in load_labels(archive)["classes"]:
+            if params.get("class") not in lab.load_labels(archive).classes:
                 raise ArchiveError(f"class {params.get('class')!r} is not in labels.yaml's classes; add it first")
             lab.name_cluster(archive, cid, params["class"], by=user)
         elif action == "merge":
@@ -88,7 +72,28 @@ def apply_decision(archive: Archive, action: str, params: dict[str, Any], *, use
             new_clusters = split_cluster(archive, _cluster(params.get("cluster"), known_clusters), n, by=user)
         if action != "split":  # a split rewrites them itself
             refresh_proportions(archive)
-    return {**load_labels(archive), "new_clusters": new_clusters}
+    return {**labels_view(archive), "new_clusters": new_clusters}
+
+
+def split_cluster(archive: Archive, cluster: int, n: int = 2, *, by: str = "expert", client: Any = None,
+                  seed: int = 0, quiet: bool = True) -> list[int]:
+    """Split one cluster for a second look, note it in labels.yaml and count anew; returns the new ids.
+
+    Clustering makes the new model and relabels the grains (``client=None``: here, one sample after
+    another); the labels entry of the old cluster becomes ``split_into`` and proportions.zarr is
+    rewritten.
+    """
+    new_ids = clustering_split.split_cluster(archive, cluster, n, client=client, seed=seed, quiet=quiet)
+    model = current_model(archive)
+    lab.record_split(archive, cluster, new_ids, by=by, cluster_ids=range(model.n_centres))
+    write_proportions(archive)
+    return new_ids
+
+
+def refresh_proportions(archive: Archive) -> None:
+    """Re-write ``proportions.zarr`` from the stores and the current labels (when a model exists)."""
+    if current_model(archive) is not None:
+        write_proportions(archive)
 
 
 def _cluster(raw: Any, known: set[int]) -> int:
@@ -100,43 +105,6 @@ def _cluster(raw: Any, known: set[int]) -> int:
 
 
 def _class_name(raw: Any) -> str:
-    import re
-
     if not isinstance(raw, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", raw):
         raise ArchiveError(f"class name {raw!r}: use lower-case letters, digits and '_' (at most 40)")
     return raw
-
-
-def refresh_proportions(archive: Archive) -> None:
-    """Re-write ``proportions.zarr`` from the stores and the current labels (when a model exists)."""
-    from sedarchive.clustering.model import current_model
-    from sedarchive.counting.proportions import write_proportions
-
-    if current_model(archive) is not None:
-        write_proportions(archive)
-
-
-def split_cluster(archive: Archive, cluster: int, n: int = 2, *, by: str = "expert") -> list[int]:
-    """Split one cluster for a second look (new model, grains relabelled); returns the new ids."""
-    from sedarchive.clustering import split_cluster as split
-
-    return split(archive, cluster, n, by=by)
-
-
-def open_proportions(archive: Archive):
-    """``proportions.zarr`` as an xarray Dataset (loaded), or None when it does not exist yet."""
-    if not archive.proportions_path.exists():
-        return None
-    from sedarchive.counting.results import open_proportions as open_
-
-    return open_(archive)
-
-
-def open_umap(archive: Archive):
-    """``umap.zarr`` as an xarray Dataset (loaded), or None when there is no map yet."""
-    if not (archive.root / "umap.zarr").exists():
-        return None
-    from sedarchive.clustering import open_map
-
-    with open_map(archive) as ds:
-        return ds.load()
