@@ -158,20 +158,21 @@ FRACTIONS = (  # kind fractions per simulated sample: quartz, dark, foram_intact
 def simulate_and_encode(root: Path, n_samples: int, n_positions: int, epochs: int) -> Archive:
     """Simulated samples, segmented, encoded by the small CPU encoder (the project's own stages)."""
     from acquisition.sim import GRAIN_KINDS, simulate_sample
-    from sedarchive.cli import build_parser
-    from sedarchive.dask.tasks import dask_client
-    from sedarchive.pipeline import STAGES, run_pipeline, stage_settings
+    from dataclasses import replace
+
+    from sedarchive.dask import dask_client
+    from sedarchive.features.settings import preset
+    from sedarchive.pipeline import STAGES, PipelineSettings, run_pipeline
 
     archive = Archive.create(root)
     for i in range(n_samples):
         fractions = dict(zip(GRAIN_KINDS, FRACTIONS[i % len(FRACTIONS)]))
         simulate_sample(archive, SampleKey(f"SIM-{1 + i % 2}", 10.0 * i, 10.0 * i + 2), n_positions=n_positions,
                         seed=300 + i, kind_fractions=fractions)
-    args = build_parser().parse_args(["run", str(root), "--preset", "cpu", "--epochs", str(epochs),
-                                      "--umap-points", "0"])
+    settings = PipelineSettings(train=replace(preset("cpu"), epochs=epochs))
     upto = [s for s in STAGES if s.name in ("segment", "train", "encode")]
     with dask_client(n_workers=2, quiet=True) as client:
-        report = run_pipeline(archive, archive.keys(), client, stage_settings(args, upto), stages=upto, quiet=True)
+        report = run_pipeline(archive, archive.keys(), client, settings, stages=upto, quiet=True)
     if not report.ok:
         raise SystemExit(f"upstream stages failed:\n{report.summary()}")
     return archive

@@ -17,13 +17,15 @@ import argparse
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from acquisition.sim import simulate_sample
 from catalog import Archive, SampleKey
-from sedarchive.cli import build_parser
-from sedarchive.dask.tasks import dask_client
-from sedarchive.pipeline import run_pipeline, stage_settings
+from sedarchive.clustering.stage import ClusterSettings
+from sedarchive.dask import dask_client
+from sedarchive.features.settings import preset
+from sedarchive.pipeline import PipelineSettings, run_pipeline
 
 PAPER_FRAMES = 58_302
 PAPER_GRAINS = 28_801
@@ -39,13 +41,11 @@ def simulate(root: Path, n_samples: int, n_positions: int, height: int, width: i
     return archive
 
 
-def run_once(pristine: Path, workdir: Path, n_workers: int, options: list[str]) -> tuple[dict[str, float], float, int]:
+def run_once(pristine: Path, workdir: Path, n_workers: int, settings: PipelineSettings) -> tuple[dict[str, float], float, int]:
     """Copy the archive, run the pipeline on it with ``n_workers``; per-stage seconds, total, grains."""
     root = workdir / f"workers-{n_workers}"
     shutil.copytree(pristine, root)
     archive = Archive.open(root)
-    args = build_parser().parse_args(["run", str(root), *options])
-    settings = stage_settings(args)
     start = time.perf_counter()
     with dask_client(n_workers=n_workers, quiet=True) as client:
         report = run_pipeline(archive, archive.keys(), client, settings, quiet=True)
@@ -62,14 +62,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="training epochs of the cpu preset (default 2)")
     opts = parser.parse_args()
     n_samples, n_positions, (height, width) = (2, 3, (256, 320)) if opts.quick else (4, 6, (256, 320))
-    options = ["--preset", "cpu", "--epochs", str(opts.epochs), "--k", "8"]
+    settings = PipelineSettings(train=replace(preset("cpu"), epochs=opts.epochs), cluster=ClusterSettings(k=8))
     with tempfile.TemporaryDirectory(prefix="sedarchive-scaling-") as tmp:
         work = Path(tmp)
         tiny = simulate(work / "tiny", 1, 2, height, width)
-        fixed, _, _ = run_once(tiny.root, work / "warm-up", 2, options)
+        fixed, _, _ = run_once(tiny.root, work / "warm-up", 2, settings)
         archive = simulate(work / "pristine", n_samples, n_positions, height, width)
         frames = sum(row.n_positions for row in archive.samples()) * 6
-        runs = {n: run_once(archive.root, work, n, options) for n in (1, 2)}
+        runs = {n: run_once(archive.root, work, n, settings) for n in (1, 2)}
     stages = list(runs[1][0])
     grains = runs[1][2]
     print(f"\narchive: {n_samples} samples, {frames} frames of {height}x{width}, {grains} grains; "

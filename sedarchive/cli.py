@@ -7,26 +7,28 @@ Errors meant for the user (:class:`catalog.SedarchiveError`) print as one line a
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
 from catalog.errors import SedarchiveError
-
-VERBS = (
-    "demo",
-    "acquire",
-    "ingest",
-    "catalog",
-    "segment",
-    "train",
-    "encode",
-    "cluster",
-    "report",
-    "run",
-    "review",
-    "export",
+from sedarchive.commands import (
+    acquire,
+    catalog as catalog_verb,
+    cluster,
+    demo,
+    encode,
+    export,
+    ingest,
+    report,
+    review,
+    run,
+    segment,
+    train,
 )
+
+#: the verbs in the order ``--help`` lists them (each module imports its heavy stacks only when it runs)
+COMMANDS = (demo, acquire, ingest, catalog_verb, segment, train, encode, cluster, report, run, review, export)
+VERBS = tuple(module.__name__.rpartition(".")[2] for module in COMMANDS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,13 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"sedarchive {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    for verb in VERBS:
-        try:
-            module = importlib.import_module(f"sedarchive.commands.{verb}")
-        except ModuleNotFoundError as err:
-            if err.name == f"sedarchive.commands.{verb}":
-                continue  # verb not built in this checkout
-            raise
+    for module in COMMANDS:
         module.add_parser(sub)
     return parser
 

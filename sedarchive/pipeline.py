@@ -13,49 +13,177 @@ healthy, and gathers what went wrong into one :class:`PipelineReport`.
 """
 from __future__ import annotations
 
-import importlib
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
 from catalog import Archive, SampleKey
 from catalog.errors import SedarchiveError
-from sedarchive.dask.tasks import TaskReport, one_line
+from catalog.files import atomic_write
+from sedarchive.dask import TaskReport, one_line
+
+if TYPE_CHECKING:
+    from sedarchive.clustering.stage import ClusterSettings
+    from sedarchive.features.settings import EncodeSettings, TrainSettings
+    from sedarchive.report.build import ReportSettings
+    from sedarchive.segmentation.settings import SegmentSettings
+
+StageRunner = Callable[..., TaskReport]
+
+
+# -- the stages: each runner imports its stage when it runs (torch and friends load late) ----------
+def run_segment(archive: Archive, keys: list[SampleKey], client: Any, settings: SegmentSettings | None, *,
+                quiet: bool = False) -> TaskReport:
+    """Segmentation (:func:`sedarchive.segmentation.stage.run_stage`)."""
+    from sedarchive.segmentation.stage import run_stage
+
+    return run_stage(archive, keys, client, settings if settings is not None else default_settings("segment"),
+                     quiet=quiet)
+
+
+def run_train(archive: Archive, keys: list[SampleKey], client: Any, settings: TrainSettings | None, *,
+              quiet: bool = False) -> TaskReport:
+    """Training of the encoder (:func:`sedarchive.features.stage.train_stage`)."""
+    from sedarchive.features.stage import train_stage
+
+    return train_stage(archive, keys, client, settings if settings is not None else default_settings("train"),
+                       quiet=quiet)
+
+
+def run_encode(archive: Archive, keys: list[SampleKey], client: Any, settings: EncodeSettings | None, *,
+               quiet: bool = False) -> TaskReport:
+    """Encoding (:func:`sedarchive.features.stage.run_stage`)."""
+    from sedarchive.features.stage import run_stage
+
+    return run_stage(archive, keys, client, settings if settings is not None else default_settings("encode"),
+                     quiet=quiet)
+
+
+def run_cluster(archive: Archive, keys: list[SampleKey], client: Any, settings: ClusterSettings | None, *,
+                quiet: bool = False) -> TaskReport:
+    """Clustering, then counting (:func:`sedarchive.counting.stage.run_stage`): clustering never counts."""
+    from sedarchive.counting.stage import run_stage
+
+    return run_stage(archive, keys, client, settings if settings is not None else default_settings("cluster"),
+                     quiet=quiet)
+
+
+def run_report(archive: Archive, keys: list[SampleKey], client: Any, settings: ReportSettings | None, *,
+               quiet: bool = False) -> TaskReport:
+    """The report (:func:`sedarchive.report.build.run_stage`)."""
+    from sedarchive.report.build import run_stage
+
+    return run_stage(archive, keys, client, settings if settings is not None else default_settings("report"),
+                     quiet=quiet)
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One step of the pipeline: its name, its command module, and its ``run_stage`` function.
+    """One step of the pipeline: its name, the verb that runs it alone, and its runner.
 
-    ``runner`` is ``"module:function"``, imported only when the step runs (torch and friends load late).
-    ``per_sample`` steps get the healthy samples; the others (training, clustering, the report) see
-    the archive as a whole and a failure of theirs stops the run.
+    ``runner`` is a function ``(archive, keys, client, settings, *, quiet) -> TaskReport``; a
+    ``"module:function"`` string names a runner from outside the project (a plug-in or a stand-in
+    of a test), imported when the step runs. ``per_sample`` steps get the healthy samples; the others
+    (training, clustering, the report) see the archive as a whole and a failure of theirs stops the run.
     """
 
     name: str
     command: str
-    runner: str
+    runner: StageRunner | str
     per_sample: bool = True
 
-    def load(self) -> Callable[..., TaskReport]:
+    def load(self) -> StageRunner:
+        if callable(self.runner):
+            return self.runner
         module, _, function = self.runner.partition(":")
+        if module.partition(".")[0] in PROJECT_PACKAGES:
+            raise SedarchiveError(f"pipeline stage {self.name}: cannot load {self.runner} (project stages are "
+                                  f"functions, imported statically)")
         try:
-            return getattr(importlib.import_module(module), function)
+            return getattr(_import_external(module), function)
         except (ImportError, AttributeError) as err:
             raise SedarchiveError(f"pipeline stage {self.name}: cannot load {self.runner} ({one_line(err)})") from None
 
 
+#: the import packages of this project: never loaded by name (tests/test_layers.py checks it)
+PROJECT_PACKAGES = ("catalog", "acquisition", "sedarchive")
+
+
+def _import_external(module: str) -> Any:
+    import importlib
+
+    return importlib.import_module(module)
+
+
 STAGES: tuple[Stage, ...] = (
-    Stage("segment", "sedarchive.commands.segment", "sedarchive.segmentation.stage:run_stage"),
-    Stage("train", "sedarchive.commands.train", "sedarchive.features.stage:train_stage", per_sample=False),
-    Stage("encode", "sedarchive.commands.encode", "sedarchive.features.stage:run_stage"),
-    Stage("cluster", "sedarchive.commands.cluster", "sedarchive.counting.stage:run_stage", per_sample=False),
-    Stage("report", "sedarchive.commands.report", "sedarchive.report.build:run_stage", per_sample=False),
+    Stage("segment", "sedarchive segment", run_segment),
+    Stage("train", "sedarchive train", run_train, per_sample=False),
+    Stage("encode", "sedarchive encode", run_encode),
+    Stage("cluster", "sedarchive cluster", run_cluster, per_sample=False),
+    Stage("report", "sedarchive report", run_report, per_sample=False),
 )
+
+
+def default_settings(stage: str) -> Any:
+    """The settings a stage runs with when none are given (each stage's own defaults)."""
+    if stage == "segment":
+        from sedarchive.segmentation.settings import SegmentSettings
+
+        return SegmentSettings()
+    if stage == "train":
+        from sedarchive.features.settings import preset
+
+        return preset("paper")
+    if stage == "encode":
+        from sedarchive.features.settings import EncodeSettings
+
+        return EncodeSettings()
+    if stage == "cluster":
+        from sedarchive.clustering.stage import ClusterSettings
+
+        return ClusterSettings()
+    if stage == "report":
+        from sedarchive.report.build import ReportSettings
+
+        return ReportSettings()
+    raise SedarchiveError(f"no pipeline stage {stage!r}; stages: {', '.join(s.name for s in STAGES)}")
+
+
+@dataclass
+class PipelineSettings:
+    """One settings object per stage; a stage left at None runs with its own defaults.
+
+    Examples
+    --------
+    >>> from sedarchive.features.settings import preset
+    >>> settings = PipelineSettings(train=preset("cpu"))
+    >>> settings.for_stage("segment").method
+    'slic'
+    """
+
+    segment: SegmentSettings | None = None
+    train: TrainSettings | None = None
+    encode: EncodeSettings | None = None
+    cluster: ClusterSettings | None = None
+    report: ReportSettings | None = None
+
+    def for_stage(self, name: str) -> Any:
+        """The settings of stage ``name``: those given, else the stage's defaults."""
+        given = getattr(self, name, None) if name in {f.name for f in fields(self)} else None
+        return given if given is not None else default_settings(name)
+
+    @classmethod
+    def from_mapping(cls, settings: Mapping[str, Any]) -> PipelineSettings:
+        """From ``{stage name: settings}`` (unknown names are an error)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise SedarchiveError(f"pipeline settings: unknown stage(s) {', '.join(unknown)}; "
+                                  f"stages: {', '.join(sorted(known))}")
+        return cls(**dict(settings))
 
 
 @dataclass
@@ -100,16 +228,11 @@ class PipelineReport:
         return "\n".join(lines)
 
 
-def stage_settings(args: Any, stages: Sequence[Stage] = STAGES) -> dict[str, Any]:
-    """Each stage's settings from parsed command-line options (its module's ``settings_from``)."""
-    return {stage.name: importlib.import_module(stage.command).settings_from(args) for stage in stages}
-
-
 def run_pipeline(
     archive: Archive,
     keys: Sequence[SampleKey],
     client: Any,
-    settings: Mapping[str, Any],
+    settings: PipelineSettings | Mapping[str, Any] | None = None,
     *,
     stages: Sequence[Stage] = STAGES,
     quiet: bool = False,
@@ -123,8 +246,11 @@ def run_pipeline(
     client
         A ``distributed.Client``; the stages submit their tasks to it.
     settings
-        Settings per stage name (what ``settings_from`` gave); a missing one means the stage's defaults.
+        A :class:`PipelineSettings` (or ``{stage name: settings}``); a stage without settings runs
+        with its own defaults.
     """
+    given = dict(settings or {}) if not isinstance(settings, PipelineSettings) else {
+        f.name: getattr(settings, f.name) for f in fields(settings) if getattr(settings, f.name) is not None}
     outcome = PipelineReport()
     healthy = list(keys)
     for stage in stages:
@@ -134,7 +260,7 @@ def run_pipeline(
         _say(quiet, f"pipeline: {stage.name} ({len(healthy)} sample(s))")
         start = time.monotonic()
         try:
-            report = stage.load()(archive, list(healthy), client, settings.get(stage.name), quiet=quiet)
+            report = stage.load()(archive, list(healthy), client, given.get(stage.name), quiet=quiet)
         except SedarchiveError as err:
             outcome.stages.append(StageOutcome(stage.name, None, time.monotonic() - start, one_line(err)))
             outcome.stage_failures[stage.name] = one_line(err)
@@ -157,9 +283,7 @@ def run_pipeline(
 def _record_timings(archive: Archive, outcome: PipelineReport) -> None:
     """``ARCHIVE/run.json``: seconds per stage of the latest run (the report's timings table reads it)."""
     data = {"stages_s": {s.name: round(s.seconds, 3) for s in outcome.stages}}
-    tmp = archive.root / ".run.json.tmp"
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, archive.root / "run.json")
+    atomic_write(archive.run_path, json.dumps(data, indent=1))
 
 
 def _sample_failures(report: TaskReport, keys: Sequence[SampleKey]) -> dict[Hashable, tuple[SampleKey, str]]:

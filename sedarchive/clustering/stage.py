@@ -130,7 +130,7 @@ def fit_model(archive: Archive, keys: Sequence[SampleKey], settings: ClusterSett
     return KMeansModel(fit.centres, encoder_id, info=info)
 
 
-def run_stage(archive: Archive, keys: Sequence[SampleKey], client: Any, settings: ClusterSettings, *,
+def run_stage(archive: Archive, keys: Sequence[SampleKey], client: Any, settings: ClusterSettings | None = None, *,
               quiet: bool = False) -> TaskReport:
     """Cluster the selected samples; resumable (samples labelled by the current model are skipped).
 
@@ -138,6 +138,7 @@ def run_stage(archive: Archive, keys: Sequence[SampleKey], client: Any, settings
     every grain of every selected sample and writes the UMAP map. Counting (``proportions.zarr``)
     is not clustering's business: the pipeline and the command call it afterwards.
     """
+    settings = settings if settings is not None else ClusterSettings()  # None: the stage's defaults
     settings.check()
     from catalog import status_rank
 

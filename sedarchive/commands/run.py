@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-from sedarchive.commands import _options
+from sedarchive.commands import _options, cluster, encode, report, segment, train
+
+#: the command module of each pipeline stage: its own options and ``settings_from`` (light imports only)
+STAGE_COMMANDS = {"segment": segment, "train": train, "encode": encode, "cluster": cluster, "report": report}
 
 DESCRIPTION = """\
 Run segment, train (or reuse the current model), encode, cluster and report, in order, on the
@@ -16,23 +18,22 @@ accepted (see the groups below)."""
 
 
 def _stage_modules():
-    """The command modules of the stages that exist in this checkout, in pipeline order."""
+    """``(stage, command module)`` of every pipeline stage, in pipeline order."""
     from sedarchive.pipeline import STAGES
 
-    found = []
-    for stage in STAGES:
-        try:
-            found.append((stage, importlib.import_module(stage.command)))
-        except ModuleNotFoundError as err:
-            if err.name != stage.command:
-                raise
-    return found
+    return [(stage, STAGE_COMMANDS[stage.name]) for stage in STAGES]
+
+
+def pipeline_settings(args: argparse.Namespace):
+    """The :class:`~sedarchive.pipeline.PipelineSettings` of the parsed options (each stage's ``settings_from``)."""
+    from sedarchive.pipeline import PipelineSettings
+
+    return PipelineSettings(**{name: module.settings_from(args) for name, module in STAGE_COMMANDS.items()})
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="all stages in order (segment, train, encode, cluster, report), resumable",
-                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
-                       conflict_handler="resolve")  # a clash of stage options must not break the CLI
+                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     _options.add_archive(p)
     _options.add_selection(p)
     _options.add_dask(p)
@@ -56,19 +57,14 @@ def run(args: argparse.Namespace) -> int:
 def execute(args: argparse.Namespace):
     """Run the pipeline as ``args`` say; print its summary; return the :class:`PipelineReport`."""
     from catalog import Archive
-    from catalog.errors import SedarchiveError
-    from sedarchive.pipeline import STAGES, run_pipeline, stage_settings
+    from sedarchive.pipeline import run_pipeline
 
     archive = Archive.open(args.archive)
     keys = _options.selected(args, archive, status="acquired")
-    present = {stage.name for stage, _ in _stage_modules()}
-    missing = [stage.name for stage in STAGES if stage.name not in present]
-    if missing:
-        raise SedarchiveError(f"this installation lacks the stage(s) {', '.join(missing)}; cannot run the pipeline")
     waiting = [row.name for row in archive.samples(core=args.core, depth=args.depth) if row.status == "acquiring"]
     if waiting and not args.quiet:
         print(f"run: skipping {len(waiting)} sample(s) still acquiring: {', '.join(waiting)}", file=sys.stderr)
-    settings = stage_settings(args)
+    settings = pipeline_settings(args)
     with _options.client_from(args) as client:
         report = run_pipeline(archive, keys, client, settings, quiet=args.quiet)
     print(report.summary(), file=sys.stderr)

@@ -6,7 +6,6 @@ use, so that ``sedarchive.features.settings`` (used by the command line) does no
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 _PUBLIC = {
@@ -37,4 +36,21 @@ __all__ = sorted(_PUBLIC)
 def __getattr__(name: str) -> Any:
     if name not in _PUBLIC:
         raise AttributeError(f"module 'sedarchive.features' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"sedarchive.features.{_PUBLIC[name]}"), name)
+    module = _PUBLIC[name]
+    if module == "settings":
+        from sedarchive.features import settings as found
+    elif module == "model":
+        from sedarchive.features import model as found
+    elif module == "encode":
+        from sedarchive.features import encode as found
+    elif module == "registry":
+        from sedarchive.features import registry as found
+    elif module == "stage":
+        from sedarchive.features import stage as found
+    elif module == "store":
+        from sedarchive.features import store as found
+    elif module == "train":
+        from sedarchive.features import train as found
+    else:
+        from sedarchive.features import weights as found
+    return getattr(found, name)

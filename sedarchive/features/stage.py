@@ -26,18 +26,19 @@ from sedarchive.errors import InputError
 from sedarchive.features.data import IMAGES, build_index
 from sedarchive.features.encode import LATENT, LATENT_CHUNK, encode_store
 from sedarchive.features.registry import find_trained, resolve_encoder, set_current
-from sedarchive.features.settings import EncodeSettings, TrainSettings
+from sedarchive.features.settings import EncodeSettings, TrainSettings, preset
 from sedarchive.features.store import encoder_dir, read_history, read_info
 from sedarchive.features.train import fingerprint, read_progress, resolve_device, train_and_save, training_dir
 
 
-def train_stage(archive: Archive, keys: list[SampleKey], client: Any, settings: TrainSettings, *,
+def train_stage(archive: Archive, keys: list[SampleKey], client: Any, settings: TrainSettings | None = None, *,
                 quiet: bool = False) -> TaskReport:
     """Train an encoder on the grains of ``keys`` (or reuse an identical one) and make it current.
 
     ``report.results["encoder"]`` holds the model id, grain count and history; samples that could
     not be used (not segmented, missing flags) are in ``report.failures``.
     """
+    settings = settings if settings is not None else preset("paper")  # None: the stage's defaults
     if settings.weights and not Path(settings.weights).is_file():
         raise InputError(f"weights file {settings.weights} does not exist")
     on_gpu_worker = client is not None and has_gpu_workers(client)
@@ -86,13 +87,14 @@ def _train_on_gpu_worker(client: Any, index, settings: TrainSettings, models_dir
     return result
 
 
-def run_stage(archive: Archive, keys: list[SampleKey], client: Any, settings: EncodeSettings, *,
+def run_stage(archive: Archive, keys: list[SampleKey], client: Any, settings: EncodeSettings | None = None, *,
               quiet: bool = False) -> TaskReport:
     """Write ``latent (particle, feature)`` into every selected sample with the chosen encoder.
 
     Results: the number of grains encoded per sample (``"skipped"`` where the sample already holds
     this model's latents). With ``client=None`` the work runs in this process.
     """
+    settings = settings if settings is not None else EncodeSettings()  # None: the stage's defaults
     model_id, folder = resolve_encoder(archive.models_dir, settings.model)
     encoder = read_info(folder)["encoder"]
     report, todo = TaskReport(), {}
