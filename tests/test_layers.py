@@ -93,3 +93,23 @@ def test_cli_help_does_not_import_torch():
     code = ("import sys; from sedarchive.cli import build_parser; build_parser().format_help(); "
             "assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
+
+
+def test_settings_files_read_alike_for_every_stage(tmp_path):
+    """One loader: the same error class and message format for the segment, encoder, cluster and report files."""
+    from sedarchive.clustering.stage import ClusterSettings
+    from sedarchive.features.settings import load_settings_file
+    from sedarchive.report import ReportSettings
+    from sedarchive.segmentation.settings import SegmentSettings
+    from sedarchive.settings_files import SettingsError
+
+    path = tmp_path / "bad.toml"
+    path.write_text("nonsense_key = 3\n")
+    for what, load in (("segment", SegmentSettings.from_yaml), ("encoder", load_settings_file),
+                       ("cluster", ClusterSettings.from_file), ("report", ReportSettings.from_file)):
+        try:
+            load(path)
+        except SettingsError as err:
+            assert str(err).startswith(f"{what} settings {path}: unknown setting 'nonsense_key' (known: "), str(err)
+        else:
+            raise AssertionError(f"{what}: an unknown setting was accepted")

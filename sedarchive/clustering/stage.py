@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-import tomllib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -21,6 +20,11 @@ from catalog import Archive, SampleKey, create_variables, read_attrs, record_sta
 from catalog.store import array_names
 from sedarchive.clustering.model import ClusteringError, KMeansModel, current_model, model_dir, save_model
 from sedarchive.dask.tasks import TaskReport, run_tasks
+from sedarchive.settings_files import SettingsError, check_keys, read_settings_file
+
+
+class ClusterSettingsError(SettingsError, ClusteringError):
+    """A cluster settings file that cannot be used (a settings error and a clustering error alike)."""
 
 
 @dataclass
@@ -54,25 +58,8 @@ class ClusterSettings:
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> ClusterSettings:
         """Settings from a YAML or TOML file (keys as the fields), then ``overrides``."""
-        path = Path(path)
-        try:
-            text = path.read_text()
-            if path.suffix == ".toml":
-                raw = tomllib.loads(text)
-            else:
-                import yaml
-
-                raw = yaml.safe_load(text) or {}
-        except (OSError, ValueError) as err:
-            raise ClusteringError(f"cluster settings {path}: {str(err).splitlines()[0]}") from None
-        raw = raw.get("cluster", raw) if isinstance(raw, dict) else raw
-        if not isinstance(raw, dict):
-            raise ClusteringError(f"cluster settings {path}: expected a mapping of settings")
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - names)
-        if unknown:
-            raise ClusteringError(f"cluster settings {path}: unknown setting {unknown[0]!r} "
-                                  f"(known: {', '.join(sorted(names))})")
+        raw = read_settings_file(path, "cluster", section="cluster", error=ClusterSettingsError)
+        check_keys(raw, {f.name for f in fields(cls)}, f"cluster settings {path}", error=ClusterSettingsError)
         raw.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**raw)
 

@@ -9,12 +9,13 @@ A settings file (YAML or JSON) may name a ``preset`` and override any field: enc
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from sedarchive.errors import InputError
+from sedarchive.settings_files import check_keys
+from sedarchive.settings_files import read_settings_file as _read
 
 TORCHVISION_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 BACKBONES = (*TORCHVISION_BACKBONES, "small")
@@ -156,34 +157,15 @@ def apply_overrides(settings: TrainSettings, values: dict[str, Any], source: str
 
 
 def read_settings_file(path: str | Path) -> dict[str, Any]:
-    """The mapping of a YAML or JSON settings file (a clear error when it is not one)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"encoder settings file {path} does not exist")
-    try:
-        text = path.read_text()
-        if path.suffix.lower() == ".json":
-            values = json.loads(text)
-        else:
-            import yaml
-
-            values = yaml.safe_load(text)
-    except Exception as err:  # noqa: BLE001 - yaml and json errors alike, and undecodable bytes
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"encoder settings file {path} is not valid YAML/JSON: {reason}") from None
-    values = values or {}
-    if not isinstance(values, dict):
-        raise InputError(f"encoder settings file {path} must hold a mapping of settings")
-    return values
+    """The mapping of a YAML, JSON or TOML encoder settings file (a clear error when it is not one)."""
+    return _read(path, "encoder", section="train")
 
 
 def load_settings_file(path: str | Path, default_preset: str = "paper") -> TrainSettings:
     """Training settings from a YAML or JSON file: its ``preset`` (or ``default_preset``) plus its fields."""
     values = read_settings_file(path)
-    return apply_overrides(preset(values.get("preset", default_preset)), values, source=str(path))
+    return apply_overrides(preset(values.get("preset", default_preset)), values, source=f"encoder settings {path}")
 
 
 def _check_keys(values: dict[str, Any], allowed: set[str], source: str) -> None:
-    unknown = sorted(set(values) - allowed)
-    if unknown:
-        raise InputError(f"{source}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}")
+    check_keys(values, allowed, source)

@@ -24,6 +24,7 @@ from sedarchive.counting.results import read_proportions
 from sedarchive.gallery import thumbnails
 from sedarchive.gallery.grains import grain_table, read_grain_images
 from sedarchive.report import figures
+from sedarchive.settings_files import check_keys, read_settings_file
 from sedarchive.report.series import downcore_series
 from sedarchive.report.summary import run_summary
 
@@ -39,18 +40,9 @@ class ReportSettings:
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> ReportSettings:
-        """Settings from a YAML file (keys as the fields, optionally under ``report:``), then ``overrides``."""
-        import yaml
-
-        path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise ArchiveError(f"report settings {path}: {str(err).splitlines()[0]}") from None
-        raw = raw.get("report", raw) if isinstance(raw, dict) else raw
-        known = {f.name for f in fields(cls)}
-        if not isinstance(raw, dict) or set(raw) - known:
-            raise ArchiveError(f"report settings {path}: expected a mapping of {', '.join(sorted(known))}")
+        """Settings from a YAML or TOML file (keys as the fields, optionally under ``report:``), then ``overrides``."""
+        raw = read_settings_file(path, "report", section="report")
+        check_keys(raw, {f.name for f in fields(cls)}, f"report settings {path}")
         raw.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**raw)
 

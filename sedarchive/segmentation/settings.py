@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sedarchive.errors import InputError
+from sedarchive.settings_files import check_keys, read_settings_file
 
 METHODS = ("slic", "fast")
 
@@ -91,9 +92,7 @@ class SegmentSettings:
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "segment settings") -> SegmentSettings:
         known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise InputError(f"{source}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        check_keys(values, known, source)
         clean = {}
         for name, value in values.items():
             default = known[name].default
@@ -121,16 +120,5 @@ class SegmentSettings:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> SegmentSettings:
-        """Settings from a YAML file of ``name: value`` lines (missing names keep their defaults)."""
-        import yaml
-
-        path = Path(path)
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except OSError as err:
-            raise InputError(f"cannot read segment settings {path}: {err.strerror}") from None
-        except yaml.YAMLError as err:
-            raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-        if not isinstance(values, dict):
-            raise InputError(f"{path}: expected a mapping of setting names to values")
-        return cls.from_dict(values, source=str(path))
+        """Settings from a YAML (or TOML) file of ``name: value`` lines (missing names keep their defaults)."""
+        return cls.from_dict(read_settings_file(path, "segment", section="segment"), source=f"segment settings {path}")
