@@ -9,6 +9,9 @@ from catalog.errors import ArchiveError, SedarchiveError
 from catalog.keys import SampleKey, format_depth, parse_depth_range
 from catalog.store import (
     STATUSES,
+    array_chunks,
+    array_names,
+    array_shape,
     create_variables,
     open_sample,
     positions_done,
@@ -28,6 +31,9 @@ __all__ = [
     "SampleKey",
     "SedarchiveError",
     "STATUSES",
+    "array_chunks",
+    "array_names",
+    "array_shape",
     "format_depth",
     "open_sample",
     "parse_depth_range",

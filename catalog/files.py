@@ -6,15 +6,22 @@ functions, so a crash leaves either the old or the new content, never a mixture.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 
-def atomic_write(path: str | Path, data: str | bytes) -> Path:
-    """Write ``data`` (text as UTF-8, or bytes) to ``path`` through a temporary file and a rename.
+def atomic_write(path: str | Path, data: str | bytes | Callable[[Path], Any]) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    ``data`` is text (UTF-8), bytes, or a function that writes the file it is given (``table.to_csv``,
+    ``torch.save``, ...). The temporary name is unique, so threads and processes writing the same
+    file at once never mix their bytes: the last rename wins, whole.
 
     Examples
     --------
@@ -24,12 +31,21 @@ def atomic_write(path: str | Path, data: str | bytes) -> Path:
     '{"stages_s": {}}'
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    if isinstance(data, bytes):
-        tmp.write_bytes(data)
-    else:
-        tmp.write_text(data, encoding="utf-8")
-    os.replace(tmp, path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if isinstance(data, (str, bytes)):
+                handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        if callable(data):
+            data(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
     return path
 
 

@@ -6,20 +6,28 @@ written to a temporary file and renamed into place.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from catalog.errors import ArchiveError
+from catalog.files import atomic_write
 from catalog.intake_catalog import locked_file
 
 CURRENT_FILE = "current.json"
 
 
-def read_current(models_dir: str | Path) -> dict[str, Any]:
-    """The models in use (an empty dict before any model was saved)."""
-    path = Path(models_dir) / CURRENT_FILE
+def _models_dir(where: Any) -> Path:
+    """``ARCHIVE/models`` of an :class:`~catalog.Archive`, or the folder itself."""
+    return Path(getattr(where, "models_dir", where))
+
+
+def read_current(models_dir: Any) -> dict[str, Any]:
+    """The models in use (an empty dict before any model was saved); ``models_dir`` may be the Archive.
+
+    The one reader of ``current.json`` (the encoder registry and the K-means model use it too).
+    """
+    path = _models_dir(models_dir) / CURRENT_FILE
     if not path.is_file():
         return {}
     try:
@@ -31,15 +39,13 @@ def read_current(models_dir: str | Path) -> dict[str, Any]:
     return data
 
 
-def update_current(models_dir: str | Path, changes: Mapping[str, Any]) -> dict[str, Any]:
-    """Set keys of ``current.json``, keeping the others; returns the new content."""
-    models_dir = Path(models_dir)
+def update_current(models_dir: Any, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Set keys of ``current.json``, keeping the others; returns the new content (``models_dir`` may be the Archive)."""
+    models_dir = _models_dir(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     path = models_dir / CURRENT_FILE
     with locked_file(models_dir / ".current.lock"):
         data = read_current(models_dir)
         data.update(changes)
-        tmp = path.with_name(f".{CURRENT_FILE}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
     return data

@@ -269,8 +269,9 @@ def create_variables(
 def write_region(path: str | Path, name: str, start: int, data: np.ndarray) -> None:
     """Write ``data`` into array ``name`` at ``[start:start + len(data)]`` along its first axis.
 
-    Workers call this; to stay safe under concurrency, each task must write whole chunks (or chunks
-    no other task touches).
+    Workers call this, many at once on one store, so each region must cover whole chunks along the
+    first axis: it starts at a chunk boundary and ends at one (or at the end of the array). A
+    misaligned region is refused (two tasks sharing a chunk would overwrite each other's rows).
     """
     group = _group(path, "r+")
     if name not in group:
@@ -281,6 +282,11 @@ def write_region(path: str | Path, name: str, start: int, data: np.ndarray) -> N
         raise ArchiveError(
             f"{Path(path).name}/{name}: cannot write {data.shape} at {start} into an array of {array.shape}"
         )
+    rows = int(array.chunks[0]) if array.ndim else 1
+    end = start + len(data)
+    if len(data) and (start % rows or (end % rows and end != array.shape[0])):
+        raise ArchiveError(f"{Path(path).name}/{name}: rows {start}:{end} are not whole chunks of {rows} rows; "
+                           f"concurrent writers must write whole chunks")
     if len(data):
         array[start : start + len(data)] = data.astype(array.dtype, copy=False)
 
@@ -295,3 +301,50 @@ def read_array(path: str | Path, name: str, selection: Any = slice(None)) -> np.
 
 def array_names(path: str | Path) -> list[str]:
     return sorted(_group(path).array_keys())
+
+
+#: the per-grain flags of grains that are not counted as grains: cut by the frame edge, touching grains
+GRAIN_FLAGS = ("chopped", "clump")
+
+
+def read_flags(path: str | Path, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``chopped`` and ``clump`` of every grain of a store, as bool arrays.
+
+    The one rule for flags, whoever leaves flagged grains out (training, clustering, counting): a
+    store whose grains lack a flag is an error (segment it again), never silently "not flagged".
+    ``n == 0`` (a store without grains) gives empty arrays.
+    """
+    names = array_names(path)
+    out = []
+    for flag in GRAIN_FLAGS:
+        if flag in names:
+            out.append(np.asarray(read_array(path, flag), bool))
+        elif n == 0:
+            out.append(np.zeros(0, bool))
+        else:
+            raise ArchiveError(f"sample {Path(path).name} has no {flag!r} flags; segment it again")
+    return out[0], out[1]
+
+
+def array_shape(path: str | Path, name: str) -> tuple[int, ...]:
+    """The shape of one array of a store (metadata only, no data read)."""
+    group = _group(path)
+    if name not in group:
+        raise ArchiveError(f"{Path(path).name} has no array {name!r}")
+    return tuple(int(n) for n in group[name].shape)
+
+
+def array_chunks(path: str | Path, name: str) -> tuple[int, ...]:
+    """The chunk shape of one array of a store (write regions must cover whole chunks along axis 0)."""
+    group = _group(path)
+    if name not in group:
+        raise ArchiveError(f"{Path(path).name} has no array {name!r}")
+    return tuple(int(n) for n in group[name].chunks)
+
+
+def open_array(path: str | Path, name: str) -> Any:
+    """One array of a store, opened read-only for sliced reads (``zarr.Array``)."""
+    group = _group(path)
+    if name not in group:
+        raise ArchiveError(f"{Path(path).name} has no array {name!r}")
+    return group[name]

@@ -81,7 +81,7 @@ def run_report(archive: Archive, keys: list[SampleKey], client: Any, settings: R
 
 
 @dataclass(frozen=True)
-class Stage:
+class Step:
     """One step of the pipeline: its name, the verb that runs it alone, and its runner.
 
     ``runner`` is a function ``(archive, keys, client, settings, *, quiet) -> TaskReport``; a
@@ -118,12 +118,12 @@ def _import_external(module: str) -> Any:
     return importlib.import_module(module)
 
 
-STAGES: tuple[Stage, ...] = (
-    Stage("segment", "sedarchive segment", run_segment),
-    Stage("train", "sedarchive train", run_train, per_sample=False),
-    Stage("encode", "sedarchive encode", run_encode),
-    Stage("cluster", "sedarchive cluster", run_cluster, per_sample=False),
-    Stage("report", "sedarchive report", run_report, per_sample=False),
+STAGES: tuple[Step, ...] = (
+    Step("segment", "sedarchive segment", run_segment),
+    Step("train", "sedarchive train", run_train, per_sample=False),
+    Step("encode", "sedarchive encode", run_encode),
+    Step("cluster", "sedarchive cluster", run_cluster, per_sample=False),
+    Step("report", "sedarchive report", run_report, per_sample=False),
 )
 
 
@@ -234,7 +234,7 @@ def run_pipeline(
     client: Any,
     settings: PipelineSettings | Mapping[str, Any] | None = None,
     *,
-    stages: Sequence[Stage] = STAGES,
+    stages: Sequence[Step] = STAGES,
     quiet: bool = False,
 ) -> PipelineReport:
     """Run ``stages`` in order on ``keys``; failed samples drop out, a failed whole-archive stage stops.

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from catalog import read_array, write_region
-from catalog.store import array_names
+from catalog.store import array_chunks, array_names, array_shape, read_flags
 from sedarchive.clustering.model import ClusteringError, load_model_dir
 
 
@@ -36,24 +36,18 @@ def n_grains(path: str | Path) -> int:
 
 
 def _shape(path: str | Path, name: str) -> tuple[int, ...]:
-    import zarr
-
-    return tuple(zarr.open_array(str(Path(path) / name), mode="r").shape)
+    return array_shape(path, name)
 
 
 def _chunk_rows(path: str | Path, name: str) -> int:
-    import zarr
-
-    return int(zarr.open_array(str(Path(path) / name), mode="r").chunks[0])
+    return array_chunks(path, name)[0]
 
 
 def flagged(path: str | Path, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``chopped`` and ``clump`` of a store (all False where a store lacks them)."""
-    names = array_names(path)
-    out = []
-    for name in ("chopped", "clump"):
-        out.append(np.asarray(read_array(path, name), bool) if name in names and n else np.zeros(n, bool))
-    return out[0], out[1]
+    """``chopped`` and ``clump`` of a store's ``n`` grains (:func:`catalog.store.read_flags`: missing flags are an error)."""
+    if not n:
+        return np.zeros(0, bool), np.zeros(0, bool)
+    return read_flags(path, n)
 
 
 class LatentSource:

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from catalog import Archive
-from catalog import models as current_models
+from catalog.models import read_current, update_current
 from catalog.store import json_default, software_version
 from sedarchive.errors import InputError
 
@@ -145,10 +144,4 @@ def current_model(archive: Archive) -> KMeansModel | None:
     return load_model_dir(archive.models_dir / name)
 
 
-def read_current(archive: Archive) -> dict[str, Any]:
-    return current_models.read_current(archive.models_dir)
 
-
-def update_current(archive: Archive, changes: Mapping[str, Any]) -> dict[str, Any]:
-    """Set keys of ``models/current.json``, keeping the others (read-modify-write under a lock)."""
-    return current_models.update_current(archive.models_dir, changes)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from catalog import Archive, SampleKey, create_variables, read_attrs, record_stage
-from catalog.store import array_names
+from catalog.store import array_chunks, array_names, array_shape
 from sedarchive.clustering.model import ClusteringError, KMeansModel, current_model, model_dir, save_model
 from sedarchive.dask.tasks import TaskReport, run_tasks
 from sedarchive.settings_files import SettingsError, check_keys, read_settings_file
@@ -220,21 +220,15 @@ def _finish(archive: Archive, settings: ClusterSettings, quiet: bool) -> None:
 
 
 def _map_signature(archive: Archive) -> str | None:
-    import zarr
-
     path = archive.umap_path
     if not path.exists():
         return None
-    return zarr.open_group(str(path), mode="r").attrs.get("signature")
+    return read_attrs(path).get("signature")
 
 
 def _latent_chunk(path: Path) -> int:
-    import zarr
-
-    return int(zarr.open_array(str(path / "latent"), mode="r").chunks[0])
+    return array_chunks(path, "latent")[0]
 
 
 def _n_features(archive: Archive, key: SampleKey) -> int:
-    import zarr
-
-    return int(zarr.open_array(str(archive.sample_path(key) / "latent"), mode="r").shape[1])
+    return array_shape(archive.sample_path(key), "latent")[1]

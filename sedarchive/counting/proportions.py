@@ -32,12 +32,12 @@ import xarray as xr
 
 from catalog import Archive, SampleKey, read_array, read_attrs
 from catalog.files import write_dataset
-from catalog.store import array_names
+from catalog.store import GRAIN_FLAGS, array_names, read_flags
 from sedarchive.clustering.model import current_model
 from sedarchive.errors import InputError
 from sedarchive.counting.labels import load_labels, resolve
 
-FLAGS = ("chopped", "clump")
+FLAGS = GRAIN_FLAGS
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def sample_counts(path: str | Path, n_clusters: int) -> dict[str, Any]:
     names = array_names(path)
     cluster = np.asarray(read_array(path, "cluster"), np.int64) if "cluster" in names else np.empty(0, np.int64)
     n = len(cluster)
-    flags = {f: (np.asarray(read_array(path, f), bool) if f in names and n else np.zeros(n, bool)) for f in FLAGS}
+    flags = dict(zip(FLAGS, read_flags(path, n) if n else (np.zeros(0, bool), np.zeros(0, bool))))
     flagged = flags["chopped"] | flags["clump"]
     plain = cluster[~flagged]
     if plain.size and plain.max() >= n_clusters:

@@ -24,6 +24,7 @@ import pandas as pd
 
 from catalog import Archive, SampleKey, read_attrs
 from catalog.errors import ArchiveError
+from catalog.files import atomic_write
 from sedarchive import __version__
 from sedarchive.counting.labels import load_labels, resolve_cluster
 from sedarchive.gallery.grains import MEASUREMENTS, grain_table, read_grain_images
@@ -58,17 +59,12 @@ def export_table(archive: Archive, out: str | Path, keys: Sequence[SampleKey] | 
         import pyarrow  # noqa: F401 - optional
     except ImportError:
         return written
-    tmp = out / f".grains.parquet.tmp-{os.getpid()}"
-    table.to_parquet(tmp, index=False)
-    os.replace(tmp, out / "grains.parquet")
+    atomic_write(out / "grains.parquet", lambda tmp: table.to_parquet(tmp, index=False))
     return [*written, out / "grains.parquet"]
 
 
 def _atomic_csv(table: pd.DataFrame, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
 
 
 def ecotaxa_rows(table: pd.DataFrame, archive: Archive, layers: str = "sharpest") -> tuple[list[str], list[str], list[dict[str, Any]]]:
@@ -92,7 +88,9 @@ def ecotaxa_rows(table: pd.DataFrame, archive: Archive, layers: str = "sharpest"
              "sample_depth_bottom_cm", "acq_id", "acq_pixel_size_um", "acq_focal_layers", "process_id",
              "process_software"]
     types = ["[t]" if c in text else "[f]" for c in order]
-    assert set(order) == set(text) | set(numbers)
+    untyped = sorted(set(order) ^ (set(text) | set(numbers)))
+    if untyped:  # not an input check: the column lists above must agree (kept as an error, not an assert)
+        raise ArchiveError(f"EcoTaxa columns without exactly one type: {', '.join(untyped)}")
     rows = []
     attrs_of: dict[str, dict[str, Any]] = {}
     for grain in table.to_dict("records"):

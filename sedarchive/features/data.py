@@ -17,7 +17,7 @@ import torch
 
 from catalog import read_array, read_attrs, status_rank
 from catalog.errors import SedarchiveError
-from catalog.store import open_sample
+from catalog.store import open_sample, read_flags
 from sedarchive.errors import InputError
 
 IMAGES = "particle_images"
@@ -72,10 +72,8 @@ def sample_blocks(path: str | Path, include_flagged: bool = False) -> tuple[list
         raise InputError(f"sample {path.name}: {IMAGES} has shape {images.shape}, expected (particle, layer, py, px, 3)")
     keep = np.ones(n, dtype=bool)
     if not include_flagged:
-        for flag in ("chopped", "clump"):
-            if flag not in ds:
-                raise InputError(f"sample {path.name} has no {flag!r} flags; segment it again or include flagged grains")
-            keep &= ~read_array(path, flag).astype(bool)
+        chopped, clump = read_flags(path, n)
+        keep &= ~(chopped | clump)
     chunk = images.encoding.get("chunks") or images.encoding.get("preferred_chunks", {}).get("particle", BLOCK)
     step = block_size(int(chunk[0]) if isinstance(chunk, (tuple, list)) else int(chunk))
     blocks = []

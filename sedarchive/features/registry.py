@@ -10,12 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from catalog import models as current_models
+from catalog.models import read_current
 from sedarchive.errors import InputError
 from sedarchive.features.store import encoder_dir, read_info
-
-
-def read_current(models_dir: str | Path) -> dict[str, Any]:
-    return current_models.read_current(models_dir)
 
 
 def set_current(models_dir: str | Path, **models: str) -> None:

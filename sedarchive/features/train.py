@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from typing import Any
 
 import torch
 
+from catalog.files import atomic_write
 from sedarchive.errors import InputError
 from sedarchive.features.data import CropCache, GrainIndex, batches, to_model_input
 from sedarchive.features.model import GrainVAE, vae_loss
@@ -181,12 +181,8 @@ def read_progress(workdir: str | Path) -> list[dict[str, Any]]:
 
 
 def _save_checkpoint(workdir: Path, state: dict[str, Any]) -> None:
-    tmp = workdir / f".{CHECKPOINT}.tmp-{os.getpid()}"
-    torch.save(state, tmp)
-    os.replace(tmp, workdir / CHECKPOINT)
+    atomic_write(workdir / CHECKPOINT, lambda tmp: torch.save(state, tmp))
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=2))

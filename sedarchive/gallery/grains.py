@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from catalog import Archive, SampleKey, read_array, read_attrs
-from catalog.store import array_names
+from catalog.store import array_names, array_shape, open_array
 
 #: per-grain scalar variables copied into the table when a store has them
 MEASUREMENTS = (
@@ -80,9 +80,7 @@ def _sample_rows(archive: Archive, key: SampleKey) -> pd.DataFrame:
 
 
 def _length(path: Path, name: str) -> int:
-    import zarr
-
-    return int(zarr.open_array(str(Path(path) / name), mode="r").shape[0])
+    return array_shape(path, name)[0]
 
 
 def _read(path: Path, names: set[str], name: str, n: int, fill: object) -> np.ndarray:
@@ -119,10 +117,8 @@ def grain_size_um(rows: dict, pixel_size_um: float | None, n: int) -> np.ndarray
 
 def read_grain_images(archive: Archive, sample: str, particles: Sequence[int]) -> np.ndarray:
     """``(grain, layer, py, px, 3)`` uint8 images of some grains of one sample, in the order asked."""
-    import zarr
-
     key = SampleKey.from_name(sample)
-    array = zarr.open_array(str(archive.sample_path(key) / "particle_images"), mode="r")
+    array = open_array(archive.sample_path(key), "particle_images")
     order = np.asarray(particles, dtype=np.int64)
     if order.size == 0:
         return np.zeros((0, *array.shape[1:]), dtype=np.uint8)

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from sedarchive.counting.proportions import wilson_interval
+
 if TYPE_CHECKING:
     from sedarchive.counting.labels import Labels
 
@@ -20,7 +22,8 @@ TOP_CLUSTERS = 6
 
 
 def wilson(k: np.ndarray, n: np.ndarray, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray]:
-    """95% Wilson score interval of the fraction ``k / n`` (NaN where ``n`` is 0).
+    """95% Wilson score interval of the fraction ``k / n`` (NaN where ``n`` is 0); the bounds of
+    :func:`sedarchive.counting.proportions.wilson_interval` (one implementation).
 
     Examples
     --------
@@ -29,14 +32,7 @@ def wilson(k: np.ndarray, n: np.ndarray, z: float = 1.959964) -> tuple[np.ndarra
     (0.237, 0.763)
     """
     k = np.asarray(k, float)
-    n = np.broadcast_to(np.asarray(n, float), k.shape)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = k / n
-        denom = 1 + z * z / n
-        centre = (p + z * z / (2 * n)) / denom
-        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    low = np.where(n > 0, np.clip(centre - half, 0, 1), np.nan)
-    high = np.where(n > 0, np.clip(centre + half, 0, 1), np.nan)
+    _, low, high = wilson_interval(k, np.broadcast_to(np.asarray(n, float), k.shape), z)
     return low, high
 
 

@@ -13,7 +13,8 @@ import pytest
 from catalog import SampleKey
 from catalog.errors import SedarchiveError
 from sedarchive.dask.tasks import TaskReport
-from sedarchive.pipeline import STAGES, PipelineReport, Stage, run_pipeline
+from sedarchive.pipeline import STAGES, PipelineReport, run_pipeline
+from sedarchive.pipeline import Step as Stage
 
 KEYS = [SampleKey("A", 0, 2), SampleKey("A", 2, 4), SampleKey("B", 0, 2)]
 CALLS: list[tuple[str, list[str]]] = []
