@@ -49,17 +49,28 @@ def atomic_write(path: str | Path, data: str | bytes | Callable[[Path], Any]) ->
     return path
 
 
+def replace_dir(work: str | Path, path: str | Path) -> Path:
+    """Swap a finished folder ``work`` in as ``path`` (the old one, if any, is moved aside, then removed).
+
+    Readers see the old folder or the new one, never a half-written one (the report, an export,
+    an archive-level Zarr store).
+    """
+    work, path = Path(work), Path(path)
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(work, path)
+    shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
 def write_dataset(ds: Any, path: str | Path) -> Path:
     """Write an xarray Dataset as a whole Zarr v3 store beside ``path``, then swap it in."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    old = path.with_name(f".{path.name}.old-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zarr: consolidated metadata is not yet in the v3 spec
         ds.to_zarr(str(tmp), mode="w", zarr_format=3, consolidated=True)
-    if path.exists():
-        path.rename(old)
-    tmp.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
-    return path
+    return replace_dir(tmp, path)

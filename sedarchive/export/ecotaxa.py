@@ -24,7 +24,7 @@ import pandas as pd
 
 from catalog import Archive, SampleKey, read_attrs
 from catalog.errors import ArchiveError
-from catalog.files import atomic_write
+from catalog.files import atomic_write, replace_dir
 from sedarchive import __version__
 from sedarchive.counting.labels import load_labels, resolve_cluster
 from sedarchive.gallery.grains import MEASUREMENTS, grain_table, read_grain_images
@@ -163,22 +163,21 @@ def export_ecotaxa(archive: Archive, out: str | Path, keys: Sequence[SampleKey] 
             writer.writerow(types)
             for row in rows:
                 writer.writerow([_cell(row[c]) for c in order])
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(work, final)
+        replace_dir(work, final)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     if not make_zip:
         return final / f"{name}.tsv"
     zip_path = out / f"{name}.zip"
-    tmp_zip = out / f".{name}.zip.tmp-{os.getpid()}"
-    with zipfile.ZipFile(tmp_zip, "w", compression=zipfile.ZIP_STORED) as zf:  # PNGs are compressed already
-        for path in sorted(final.rglob("*")):
-            if path.is_file():
-                zf.write(path, path.relative_to(final).as_posix())
-    os.replace(tmp_zip, zip_path)
-    return zip_path
+
+    def write_zip(tmp: Path) -> None:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:  # PNGs are compressed already
+            for path in sorted(final.rglob("*")):
+                if path.is_file():
+                    zf.write(path, path.relative_to(final).as_posix())
+
+    return atomic_write(zip_path, write_zip)
 
 
 def _write_images(archive: Archive, rows: list[dict[str, Any]], work: Path, quiet: bool) -> None:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from catalog import Archive, SampleKey
 from catalog.errors import ArchiveError
+from catalog.files import replace_dir
 from sedarchive.dask import TaskReport
 from sedarchive.clustering.umap_map import load_map
 from sedarchive.counting.labels import Labels, load_labels, resolve_cluster
@@ -113,12 +114,7 @@ def write_report(archive: Archive, settings: ReportSettings | None = None, *, ke
         summary["report_timings_s"] = dict(timings)
         html = render_page(archive, summary, maps, clusters, downcore, labels)
         (work / "index.html").write_text(html, encoding="utf-8")
-        target = archive.report_dir
-        old = archive.root / f".report.old-{os.getpid()}"
-        if target.exists():
-            os.replace(target, old)
-        os.replace(work, target)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(work, archive.report_dir)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
