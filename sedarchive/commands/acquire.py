@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from catalog import Archive, SampleKey
     from acquisition.errors import AcquisitionError
     from acquisition.runner import ScanRunner
-    from acquisition.sim.microscope import write_scan_truth
+    from acquisition.sim.microscope import TruthSink
 
     key = SampleKey.parse(args.core, args.depth)
     plan = build_plan(args)
@@ -137,13 +137,10 @@ def run(args: argparse.Namespace) -> int:
                 print(progress.line(), file=sys.stderr, flush=True)
 
         runner = ScanRunner(stage, camera, plan, on_progress=on_progress, on_plate=on_plate)
-        try:
-            report = runner.run(archive, key, devices=devices)
-        finally:
-            if plates is not None and archive.exists(key):
-                write_scan_truth(archive.sample_path(key), plan, plates)
+        sinks = [TruthSink(plan, plates)] if plates is not None else []
+        report = runner.run(archive, key, devices=devices, sinks=sinks)
     state = "acquired" if report.complete else "incomplete"
-    print(f"{key.name}: {report.taken} positions taken now, {report.already_done + report.taken}/{report.total} "
+    print(f"{key.name}: {report.taken} position{'' if report.taken == 1 else 's'} taken now, {report.already_done + report.taken}/{report.total} "
           f"in {report.path} ({state}; {report.elapsed_s:.1f} s)")
     return 0
 
@@ -171,7 +168,7 @@ def _devices(args, plan, camera_source, faults, stack):
         extra = {"unlock": args.unlock} if args.dialect == "grbl" else {}
         microscope = stack.enter_context(SimulatedMicroscope(
             plan, seed=args.seed, dialect=args.dialect, faults=faults, grains_per_mm2=args.grains_per_mm2,
-            speed_mm_s=200.0, poll_interval_s=0.005, home=args.home, **extra, **options))
+            speed_mm_s=200.0, home=args.home, **extra, **options))
         stage, sim_camera, plates = microscope.stage, microscope.camera, microscope.plates
         stage_name = f"simulated {args.dialect} controller"
     else:

@@ -113,7 +113,7 @@ def test_fault_stops_cleanly_and_resume_is_byte_identical(tmp_path, small_plan, 
 
 def test_alarm_then_resume_on_the_same_controller_needs_unlock(tmp_path, small_plan, uninterrupted, scan):
     archive = Archive.create(tmp_path / "archive")
-    with SimulatedController(speed_mm_s=500.0, faults=[Fault("alarm", at_move=8)]) as controller:
+    with SimulatedController(speed_mm_s=500.0, steps_per_mm=1000.0, faults=[Fault("alarm", at_move=8)]) as controller:
         with pytest.raises(StageAlarm, match="stopped at position 2/4"):
             scan(archive, KEY, small_plan, seed=4, controller=controller)
         with pytest.raises(StageAlarm, match="--unlock"):
