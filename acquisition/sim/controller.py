@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from acquisition.sim.motion import Motion
 
-FAULT_KINDS = ("alarm", "silence", "drop", "error")
+FAULT_KINDS = ("alarm", "silence", "drop", "error", "garble", "lost_query")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,9 @@ class Fault:
 
     ``alarm``: the move starts, then ``ALARM:code`` halfway (code 1: hard limit; Marlin: code 112
     halts the board, others stop it until ``M999``); ``silence``: the line is swallowed without a
-    reply; ``drop``: the port goes away; ``error``: the line is refused with ``error:code``.
+    reply; ``drop``: the port goes away; ``error``: the line is refused with ``error:code``;
+    ``garble``: the first status report (GRBL) or position (Marlin) after the move is corrupted;
+    ``lost_query``: the first ``?`` after the move is lost on the line (GRBL).
     """
 
     kind: str
@@ -126,6 +128,7 @@ class SimulatedController:
         self._deferred: list[list] = []  # [reply, dwell s, due time or None]
         self._backlog: list[str] = []  # lines received while a reply is held (GRBL and Marlin process one at a time)
         self._timers: list[tuple[float, Callable[[], None]]] = []
+        self._fired: list[Fault] = []
         self._master: int | None = None
         self._slave: int | None = None
         self._thread: threading.Thread | None = None
@@ -239,6 +242,23 @@ class SimulatedController:
             self._running.clear()
             self._close_fds()
         return fault
+
+    def press_limit(self, axes: str) -> None:
+        """Close the limit switches of ``axes`` (GRBL: ``Pn:``, and ``ALARM:1`` with ``$21=1``)."""
+        with self.lock:
+            self.firmware.press_limit(axes)
+
+    def release_limit(self, axes: str) -> None:
+        with self.lock:
+            self.firmware.release_limit(axes)
+
+    def query_fault(self, kind: str) -> bool:
+        """Whether a ``garble`` or ``lost_query`` fault of a move already made fires now (once)."""
+        for fault in self.faults:
+            if fault.kind == kind and fault.at_move <= self.moves and fault not in self._fired:
+                self._fired.append(fault)
+                return True
+        return False
 
     # -- the loop -------------------------------------------------------------------------------
     def _close_fds(self) -> None:

@@ -119,8 +119,11 @@ class GrblFirmware:
             return True  # the status and hold flags are never served before the reset
         motion = self.board.motion
         if byte == 0x3F:
+            if self.board.query_fault("lost_query"):
+                return True  # a corrupted byte: GRBL never saw a '?'
             self.board.status_reports += 1
-            self.board.send(self.report(now))
+            report = self.report(now)
+            self.board.send(report[:-1] + ">1" if self.board.query_fault("garble") else report)
         elif byte == 0x21 and self.alarm is None and not self.homing:
             motion.hold(now)
         elif byte == 0x7E:
@@ -312,6 +315,7 @@ class GrblFirmware:
     def _home(self, now: float) -> None:
         motion = self.board.motion
         self.homing = True
+        self.alarm = None  # state Home; homing clears the lock when it succeeds
         seek, locate = self.settings[25] / 60.0, self.settings[24] / 60.0
         x, y, z = motion.target()
         motion.queue((x, y, 0.0), now, rate_mm_s=seek)  # Z first

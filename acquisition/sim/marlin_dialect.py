@@ -98,7 +98,8 @@ class MarlinFirmware:
         elif command == "M114":
             x, y, z = board.motion.target()
             counts = " ".join(f"{a}:{round(v * s)}" for a, v, s in zip("XYZ", (x, y, z), self.steps_per_mm))
-            board.send(f"X:{x:.2f} Y:{y:.2f} Z:{z:.2f} E:0.00 Count {counts}")
+            garbled = board.query_fault("garble")
+            board.send(f"X:{x:.2f} Y:{y:.2f} Z:{z:.2f} E:0.00 Count {counts}" if not garbled else f"X:{x:.2f} Y:{y:.2f}\x7fZ")
         elif command == "M410":
             board.motion.halt(now)
         elif command == "M112":

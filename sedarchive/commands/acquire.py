@@ -55,7 +55,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0, help="seed of the virtual plates (default 0)")
     sim.add_argument("--grains-per-mm2", type=float, default=2.0, help="grain density of the virtual plates")
     sim.add_argument("--sim-fault", action="append", metavar="KIND@MOVE", default=[],
-                     help="inject a controller fault: alarm@N, error:CODE@N, silence@N, drop@N (N = move count)")
+                     help="inject a controller fault: alarm@N, error:CODE@N, silence@N, drop@N, garble@N, "
+                          "lost_query@N (N = move count)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
     return p
