@@ -261,17 +261,16 @@ class ScanRunner:
             time.sleep(0.02)
 
     def _snap(self, take: _Take, layer: int, z: float, report: ScanReport) -> None:
-        """Move to one focal layer (and, for the first, to the position), settle, and snap."""
+        """Move to one focal layer (and, for the position's first, to the position), settle, and snap."""
         plan, position = self.plan, take.position
         t0 = time.perf_counter()
-        if layer == 0:
-            reached = self.stage.move_to(position.x_mm, position.y_mm, z)
-        else:
-            reached = self.stage.move_to(z=z)
+        first = not take.arrived  # the first snap of a position moves there, the others change focus only
+        reached = self.stage.move_to(position.x_mm, position.y_mm, z) if first else self.stage.move_to(z=z)
         if reached is None:
             reached = self.stage.position()
-        if layer == 0:
+        if first:
             take.xy = (float(reached[0]), float(reached[1]))
+            take.arrived = True
         take.z[layer] = float(reached[2])
         if plan.settle_s:
             self.sleep(plan.settle_s)
@@ -294,6 +293,7 @@ class _Take:
         self.position, self.stack = position, stack
         self.xy: tuple[float, float] = (position.x_mm, position.y_mm)
         self.z = [float("nan")] * len(stack)
+        self.arrived = False
 
 
 def _write(outputs: list[ScanSink], record: PositionRecord) -> float:
