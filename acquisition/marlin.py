@@ -13,6 +13,8 @@
   finished; ``echo:busy: processing`` (``HOST_KEEPALIVE_FEATURE``, every 2 s) keeps the wait
   alive. Then ``M114`` (``X:10.00 Y:20.00 Z:5.00 E:0.00 Count X:... Y:... Z:...``, the first
   three values) must be the target: Marlin's software endstops clamp a target silently.
+- **limits**: ``M211`` reports the software endstops (``M211 S1 ; ON`` and ``Min: X0.00 Y0.00
+  Z0.00 Max: X200.00 ...``); with them on, a plan is checked against them before anything moves.
 - **stop**: ``M410`` (quick stop; immediate only with ``EMERGENCY_PARSER``, otherwise it waits
   its turn in the command queue).
 """
@@ -26,6 +28,7 @@ from acquisition.errors import StageError, StageTimeout
 from acquisition.gcode import GcodeStage, Position, Reply
 
 _M114_RE = re.compile(r"X:\s*(-?[\d.]+)\s+Y:\s*(-?[\d.]+)\s+Z:\s*(-?[\d.]+)")
+_M211_RE = re.compile(r"(Min|Max):\s*X\s*(-?[\d.]+)\s*Y\s*(-?[\d.]+)\s*Z\s*(-?[\d.]+)")
 STOPPED = "Printer stopped due to errors"
 
 
@@ -100,6 +103,19 @@ class MarlinDialect:
     def tolerance_mm(self, stage: GcodeStage) -> tuple[float, float, float]:
         return (0.0101, 0.0101, 0.0101)  # M114 prints two decimals
 
+    def travel_limits(self, stage: GcodeStage) -> tuple[tuple[float, float], ...] | None:
+        """The software endstops from ``M211``; ``None`` when they are off or unknown."""
+        try:
+            text = " ".join(stage.command("M211"))
+        except StageError:
+            return None  # a build without M211
+        if not re.search(r"S1\b|\bON\b|: On\b", text, re.IGNORECASE):
+            return None
+        found = {m.group(1): tuple(float(v) for v in m.groups()[1:]) for m in _M211_RE.finditer(text)}
+        if set(found) != {"Min", "Max"}:
+            return None
+        return tuple(zip(found["Min"], found["Max"]))  # type: ignore[return-value]
+
     def stop(self, stage: GcodeStage) -> None:
         stage.link.write(b"M410\n")
 
@@ -124,6 +140,9 @@ class MarlinStage(GcodeStage):
     def motion_line(self, x: float | None, y: float | None, z: float | None) -> str | None:
         words = [f"{axis}{value:.4f}" for axis, value in (("X", x), ("Y", y), ("Z", z)) if value is not None]
         return f"G0 {' '.join(words)} F{self.feed_mm_min:g}" if words else None
+
+    def travel_limits(self) -> tuple[tuple[float, float], ...] | None:
+        return self.marlin.travel_limits(self)
 
     def describe(self) -> dict[str, Any]:
         return {"firmware": self.firmware}

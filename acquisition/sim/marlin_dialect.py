@@ -38,6 +38,7 @@ class MarlinFirmware:
         self.inch_mode = inch_mode
         self.steps_per_mm = steps_per_mm
         self.absolute, self.inches = True, False
+        self.soft_endstops = True
         self.feed_mm_min = board.motion.speed_mm_s * 60.0
         self._next_busy: float | None = None
 
@@ -100,6 +101,15 @@ class MarlinFirmware:
             counts = " ".join(f"{a}:{round(v * s)}" for a, v, s in zip("XYZ", (x, y, z), self.steps_per_mm))
             garbled = board.query_fault("garble")
             board.send(f"X:{x:.2f} Y:{y:.2f} Z:{z:.2f} E:0.00 Count {counts}" if not garbled else f"X:{x:.2f} Y:{y:.2f}\x7fZ")
+        elif command == "M211":
+            for letter, value in words[1:]:
+                if letter == "S":
+                    self.soft_endstops = float(value) > 0
+            low = " ".join(f"{a}{0.0:.2f}" for a in "XYZ")
+            high = " ".join(f"{a}{t:.2f}" for a, t in zip("XYZ", board.travel_mm))
+            board.send("echo:; Soft Endstops:")
+            board.send(f"echo:  M211 S{int(self.soft_endstops)} ; {'ON' if self.soft_endstops else 'OFF'}")
+            board.send(f"echo:  Min:  {low}   Max:  {high}")
         elif command == "M410":
             board.motion.halt(now)
         elif command == "M112":
@@ -131,7 +141,9 @@ class MarlinFirmware:
                 goal.append(current[i])
             else:
                 value = value if self.absolute else current[i] + value
-                goal.append(min(max(value, 0.0), board.travel_mm[i]))  # software endstops clamp, silently
+                if self.soft_endstops:
+                    value = min(max(value, 0.0), board.travel_mm[i])  # software endstops clamp, silently
+                goal.append(value)
         if target:
             duration = board.motion.queue(tuple(goal), now, rate_mm_s=self.feed_mm_min / 60.0)  # type: ignore[arg-type]
             if fault is not None and fault.kind == "alarm":

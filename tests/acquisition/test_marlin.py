@@ -72,3 +72,10 @@ def test_garbled_position_is_an_error():
         with marlin(controller.port) as stage:
             with pytest.raises(StageError, match="M114 gave no position"):
                 stage.move_to(x=1.0)
+
+
+def test_software_endstops_from_m211():
+    with SimulatedController(dialect="marlin", travel_mm=(200.0, 150.0, 20.0)) as controller, marlin(controller.port) as stage:
+        assert stage.travel_limits() == ((0.0, 200.0), (0.0, 150.0), (0.0, 20.0))
+        stage.command("M211 S0")
+        assert stage.travel_limits() is None
