@@ -1,6 +1,7 @@
 """The layers of DESIGN.md, checked by import-linter on the contracts in pyproject.toml."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ def test_import_contracts_hold():
     exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
     proc = subprocess.run([exe, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "Contracts: 2 kept, 0 broken" in proc.stdout
+    assert re.search(r"Contracts: [4-9]\d* kept, 0 broken", proc.stdout), proc.stdout
 
 
 def test_catalog_imports_without_heavy_stacks():

@@ -117,7 +117,10 @@ class SimulatedMicroscope:
 
     @property
     def devices(self) -> dict[str, Any]:
-        return {"stage": f"simulated {self.dialect} controller", "camera": self.camera.settings}
+        devices = {"stage": f"simulated {self.dialect} controller", "camera": self.camera.settings}
+        if self.stage is not None:
+            devices["controller"] = self.stage.describe()
+        return devices
 
     def write_truth(self, store_path: str | Path) -> Path | None:
         """Ground truth of every position done in the store, at the stage position it recorded."""

@@ -189,4 +189,7 @@ def _devices(args, plan, camera_source, faults, stack):
         camera = OpenCVCamera(camera_source, width=plan.width, height=plan.height, discard=args.discard)
         stack.callback(camera.close)
         camera.connect()
-    return stage, camera, plates, {"stage": stage_name, "camera": camera.settings}
+    devices = {"stage": stage_name, "camera": camera.settings}
+    if hasattr(stage, "describe"):  # firmware, and what the driver converts (GRBL $13=1)
+        devices["controller"] = stage.describe()
+    return stage, camera, plates, devices

@@ -265,6 +265,8 @@ def test_scan_ends_right_whatever_the_controller_reports(tmp_path, small_plan, s
     np.testing.assert_allclose(ds.stage_xy_mm.values, planned, atol=0.0025)
     focal = np.tile(small_plan.focal_z_mm(), (4, 1))
     np.testing.assert_allclose(ds.stage_z_mm.values, focal, atol=0.0025)
+    converted = ds.attrs["acquire_devices"]["controller"]["report_inches_converted"]
+    assert converted == ("settings" in controller_options)
 
 
 def test_focal_heights_reached_are_recorded(uninterrupted, small_plan):
