@@ -14,7 +14,8 @@ def test_import_contracts_hold():
     exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
     proc = subprocess.run([exe, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert re.search(r"Contracts: [4-9]\d* kept, 0 broken", proc.stdout), proc.stdout
+    kept = re.search(r"Contracts: (\d+) kept, 0 broken", proc.stdout)
+    assert kept and int(kept.group(1)) >= 4, proc.stdout  # layers, independence, and the two of acquisition
 
 
 def test_catalog_imports_without_heavy_stacks():
