@@ -21,13 +21,22 @@ How this driver speaks GRBL, following GRBL 1.1's interface notes:
 """
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
 from acquisition.errors import StageAlarm, StageError, StageTimeout
 from acquisition.gcode import GcodeStage, Position, Reply
 from acquisition.grbl_codes import alarm_meaning, error_meaning
+from acquisition.grbl_reports import (
+    INCH,
+    homing_timeout_s,
+    parse_settings,
+    parse_status,
+    reply_code,
+    soft_limits,
+    step_tolerance_mm,
+    work_offset,
+)
 
 FEED_HOLD = b"!"
 CYCLE_START = b"~"
@@ -35,38 +44,8 @@ SOFT_RESET = b"\x18"
 JOG_CANCEL = b"\x85"
 STATUS_QUERY = b"?"
 SYNC = "G4 P0.01"
-INCH = 25.4
 
-_STATUS_RE = re.compile(r"^<([A-Za-z]+(?::\d)?)((?:\|[A-Za-z]+:[^|<>]*)*)>$")
-_SETTING_RE = re.compile(r"^\$(\d+)=([-+]?[\d.]+)")
-_OFFSET_RE = re.compile(r"^\[(G5[4-9]|G92|TLO):([-\d.,]+)")
-
-
-def parse_status(line: str) -> tuple[str, dict[str, tuple[float, ...]]]:
-    """Split a GRBL 1.1 status report into its state and numeric fields.
-
-    Examples
-    --------
-    >>> parse_status("<Idle|MPos:1.000,2.500,-0.050|FS:0,0>")
-    ('Idle', {'MPos': (1.0, 2.5, -0.05), 'FS': (0.0, 0.0)})
-    >>> parse_status("<Hold:0|WPos:0.000,0.000,0.000|Pn:X>")[0]
-    'Hold:0'
-    """
-    m = _STATUS_RE.match(line.strip())
-    if not m:
-        raise ValueError(f"not a GRBL status report: {line!r}")
-    fields: dict[str, tuple[float, ...]] = {}
-    for part in m.group(2).split("|")[1:]:
-        name, _, values = part.partition(":")
-        try:
-            fields[name] = tuple(float(v) for v in values.split(",") if v != "")
-        except ValueError:
-            continue  # fields such as Pn:XYZ carry letters; not needed here
-    for name in ("MPos", "WPos"):
-        if name in fields and len(fields[name]) < 3:
-            raise ValueError(f"not a GRBL status report: {line!r}")
-    return m.group(1), fields
-
+__all__ = ["GrblDialect", "GrblStage", "parse_status"]
 
 class GrblDialect:
     """What GRBL 1.1 does its own way; one per stage (it keeps the controller's settings and offsets)."""
@@ -96,10 +75,10 @@ class GrblDialect:
         if line == "ok":
             return Reply.OK, line
         if line.startswith("error:"):
-            code = _code(line)
+            code = reply_code(line)
             return Reply.REFUSED, f"error:{code} ({error_meaning(code)})"
         if line.startswith("ALARM:"):
-            code = _code(line)
+            code = reply_code(line)
             if code in (1, 2):
                 self.locked = code
             stage.messages.append(line)
@@ -148,12 +127,12 @@ class GrblDialect:
         if self.unlock_on_connect:
             stage.command("$X")
             return
-        told = "; ".join(f"{a} ({alarm_meaning(_code(a))})" for a in alarms)
+        told = "; ".join(f"{a} ({alarm_meaning(reply_code(a))})" for a in alarms)
         messages = "; ".join(m for m in stage.messages if m.startswith("[MSG")) or state
         raise StageAlarm(
             f"{stage.name} is locked in alarm state ({told + ' before the reset; ' if told else ''}{messages}); "
             "home it (--home) or, if its position is known to be right, unlock it (--unlock)",
-            code=_code(alarms[-1]) if alarms else None,
+            code=reply_code(alarms[-1]) if alarms else None,
         )
 
     def reset(self, stage: GcodeStage) -> list[str]:
@@ -194,28 +173,11 @@ class GrblDialect:
         return before
 
     def read_settings(self, stage: GcodeStage) -> dict[int, float]:
-        settings = {}
-        for line in stage.command("$$"):
-            m = _SETTING_RE.match(line)
-            if m:
-                settings[int(m.group(1))] = float(m.group(2))
-        return settings
+        return parse_settings(stage.command("$$"))
 
     def _read_offsets(self, stage: GcodeStage) -> Position:
         """The work coordinate offset from ``$#`` and ``$G`` (when no report carried ``WCO``)."""
-        offsets: dict[str, tuple[float, ...]] = {}
-        for line in stage.command("$#"):
-            m = _OFFSET_RE.match(line)
-            if m:
-                offsets[m.group(1)] = tuple(float(v) for v in m.group(2).split(","))
-        system = "G54"
-        for line in stage.command("$G"):
-            system = next((w for w in line.strip("[]").split() if w in ("G54", "G55", "G56", "G57", "G58", "G59")), system)
-        scale = INCH if self.report_inches else 1.0
-        base = offsets.get(system, (0.0, 0.0, 0.0))
-        g92 = offsets.get("G92", (0.0, 0.0, 0.0))
-        tlo = offsets.get("TLO", (0.0,))[0]
-        return tuple((b + g) * scale for b, g in zip(base[:3], g92[:3]))[:2] + ((base[2] + g92[2] + tlo) * scale,)  # type: ignore[return-value]
+        return work_offset(stage.command("$#"), stage.command("$G"), INCH if self.report_inches else 1.0)
 
     # -- status ---------------------------------------------------------------------------------
     def query(self, stage: GcodeStage, during: str = "a status query") -> tuple[str, Position]:
@@ -290,9 +252,7 @@ class GrblDialect:
         return self.query(stage)[1]
 
     def tolerance_mm(self, stage: GcodeStage) -> tuple[float, float, float]:
-        rounding = 0.00051 * (INCH if self.report_inches else 1.0) / (10.0 if self.report_inches else 1.0)
-        return tuple(1.0 / self.settings[100 + i] + rounding if self.settings.get(100 + i) else 0.01
-                     for i in range(3))  # type: ignore[return-value]
+        return step_tolerance_mm(self.settings, self.report_inches)
 
     def prepare(self, stage: GcodeStage) -> None:
         stage.command("G90")
@@ -300,28 +260,19 @@ class GrblDialect:
 
     # -- homing, limits, stopping ---------------------------------------------------------------
     def homing_timeout_s(self) -> float:
-        """Twice the longest homing cycle the settings allow (search at ``$25``, locate at ``$24``), plus 10 s."""
-        s = self.settings
-        if not s.get(25) or not s.get(24):
-            return 120.0
-        travel = max(s.get(130 + i, 200.0) for i in range(3))
-        pull_off = s.get(27, 1.0)
-        search = 1.5 * travel / s[25] * 60.0
-        locate = 2 * 5.0 * pull_off / s[24] * 60.0
-        return 2.0 * 2 * (search + locate) + 10.0  # Z, then X and Y together
+        return homing_timeout_s(self.settings)
 
     def home(self, stage: GcodeStage) -> None:
         stage.command("$H", timeout_s=self.homing_timeout_s(), during="homing ($H)")
         self.locked = None
 
     def travel_limits(self, stage: GcodeStage) -> tuple[tuple[float, float], ...] | None:
-        """Work-coordinate ranges the controller's soft limits allow (``$20=1``: machine ``[-$13x, 0]``)."""
+        """Work-coordinate ranges the controller's soft limits allow; ``None`` with ``$20=0``."""
         if self.settings.get(20) != 1.0:
             return None
         if self._wco is None:
             self.query(stage)
-        wco = self._wco or self._read_offsets(stage)
-        return tuple((-self.settings.get(130 + i, 0.0) - wco[i], -wco[i]) for i in range(3))
+        return soft_limits(self.settings, self._wco or self._read_offsets(stage))
 
     def stop(self, stage: GcodeStage) -> None:
         stage.link.write(FEED_HOLD)
@@ -406,10 +357,3 @@ class GrblStage(GcodeStage):
     @property
     def report_inches(self) -> bool:
         return self.grbl.report_inches
-
-
-def _code(reply: str) -> int:
-    try:
-        return int(reply.split(":", 1)[1].strip())
-    except (IndexError, ValueError):
-        return -1

@@ -25,32 +25,19 @@ import math
 import re
 from typing import TYPE_CHECKING, Any
 
+from acquisition.sim.grbl_settings import DEFAULTS, offset_lines, parser_state_line, settings_lines, status_report
+from acquisition.sim.grbl_settings import whole_steps
+
 if TYPE_CHECKING:
     from acquisition.sim.controller import SimulatedController
 
+__all__ = ["ALARM_DELAY_S", "GRBL_BANNER", "GrblFirmware", "whole_steps"]
+
 GRBL_BANNER = "Grbl 1.1h ['$' for help]"
 ALARM_DELAY_S = 0.5  # report_alarm_message(): delay_ms(500)
-DEFAULTS: dict[int, float] = {
-    0: 10, 1: 25, 2: 0, 3: 0, 4: 0, 5: 0, 6: 0, 10: 1, 11: 0.010, 12: 0.002, 13: 0, 20: 0, 21: 0, 22: 0, 23: 0,
-    24: 25.0, 25: 500.0, 26: 250, 27: 1.0, 30: 1000, 31: 0, 32: 0, 100: 250.0, 101: 250.0, 102: 250.0,
-    110: 500.0, 111: 500.0, 112: 500.0, 120: 10.0, 121: 10.0, 122: 10.0, 130: 200.0, 131: 200.0, 132: 200.0,
-}
-_INTEGER = {0, 1, 2, 3, 4, 5, 6, 10, 13, 20, 21, 22, 23, 26, 30, 31, 32}
 _WORD_RE = re.compile(r"([A-Z])([-+]?(?:\d+\.?\d*|\.\d+))")
 _M_CODES = {0, 1, 2, 3, 4, 5, 7, 8, 9, 30, 56}
 _G_IGNORED = {17, 40, 49, 54, 61, 80, 94}
-
-
-def whole_steps(value_mm: float, steps_per_mm: float) -> float:
-    """``value_mm`` at the nearest whole step (rounded half away from zero, as ``lround``).
-
-    Examples
-    --------
-    >>> whole_steps(2.25, 250.0)
-    2.252
-    """
-    steps = math.copysign(math.floor(abs(value_mm) * steps_per_mm + 0.5), value_mm)
-    return round(steps / steps_per_mm, 9)
 
 
 class GrblFirmware:
@@ -195,38 +182,22 @@ class GrblFirmware:
 
     # -- reports --------------------------------------------------------------------------------
     def report(self, now: float) -> str:
+        """The answer to ``?``; ``WCO`` and ``Ov`` come on GRBL's counters (10/30 and 10/20 reports)."""
         motion = self.board.motion
         state = self.state(now)
         busy = state in ("Run", "Jog", "Home") or state.startswith("Hold")
-        mask, scale = int(self.settings[10]), (1 / 25.4 if self.settings[13] == 1 else 1.0)
-        digits = 4 if scale != 1.0 else 3
-        mpos = [whole_steps(p, s) for p, s in zip(motion.position(now), self.steps)]
-        wco = self.wco
-        pos = mpos if mask & 1 else [m - o for m, o in zip(mpos, wco)]
-
-        def axes(values: list[float]) -> str:
-            return ",".join(f"{v * scale + 0.0:.{digits}f}" for v in values)
-
-        parts = [state, f"{'MPos' if mask & 1 else 'WPos'}:{axes(pos)}"]
-        if mask & 2:
-            parts.append(f"Bf:{15 - len(motion._queue)},128")
-        rate = motion.rate(now) * 60.0 * scale
-        parts.append(f"FS:{rate:.1f},0" if scale != 1.0 else f"FS:{rate:.0f},0")
-        if self.limit_pressed:
-            parts.append("Pn:" + "".join(a for a in "XYZ" if a in self.limit_pressed))
-        if self.wco_counter > 0:
-            self.wco_counter -= 1
-        else:
+        with_wco = self.wco_counter == 0
+        if with_wco:
             self.wco_counter = 29 if busy else 9
-            if self.ovr_counter == 0:
-                self.ovr_counter = 1
-            parts.append(f"WCO:{axes(wco)}")
-        if self.ovr_counter > 0:
-            self.ovr_counter -= 1
+            self.ovr_counter = self.ovr_counter or 1  # overrides on the next report
         else:
-            self.ovr_counter = 19 if busy else 9
-            parts.append("Ov:100,100,100")
-        return "<" + "|".join(parts) + ">"
+            self.wco_counter -= 1
+        with_ovr = self.ovr_counter == 0
+        self.ovr_counter = (19 if busy else 9) if with_ovr else self.ovr_counter - 1
+        mpos = tuple(whole_steps(p, s) for p, s in zip(motion.position(now), self.steps))
+        return status_report(state, mpos, tuple(self.wco), self.settings, rate_mm_min=motion.rate(now) * 60.0,
+                             planner_free=15 - motion.queued, pins=self.limit_pressed,
+                             with_wco=with_wco, with_ovr=with_ovr)
 
     # -- lines ----------------------------------------------------------------------------------
     def line(self, text: str) -> None:
@@ -251,22 +222,13 @@ class GrblFirmware:
         elif block == "$$":
             if not idle and state != "Jog":
                 return self._error(8)
-            for key in sorted(self.settings):
-                value = self.settings[key]
-                board.send(f"${key}={int(value)}" if key in _INTEGER else f"${key}={value:.3f}")
+            for line in settings_lines(self.settings):
+                board.send(line)
         elif block == "$#":
-            scale = 1 / 25.4 if self.settings[13] == 1 else 1.0
-            fmt = (lambda vs: ",".join(f"{v * scale:.{4 if scale != 1 else 3}f}" for v in vs))
-            board.send(f"[G54:{fmt(self.g54)}]")
-            for name in ("G55", "G56", "G57", "G58", "G59", "G28", "G30"):
-                board.send(f"[{name}:{fmt((0.0, 0.0, 0.0))}]")
-            board.send(f"[G92:{fmt(self.g92)}]")
-            board.send(f"[TLO:{fmt((0.0,))}]")
-            board.send(f"[PRB:{fmt((0.0, 0.0, 0.0))}:0]")
+            for line in offset_lines(self.g54, self.g92, inches=self.settings[13] == 1):
+                board.send(line)
         elif block == "$G":
-            feed = f"{self.feed:g}" if self.feed else "0"
-            board.send(f"[GC:G{self.motion_mode} G54 G17 G{20 if self.inches else 21} G{90 if self.absolute else 91} "
-                       f"G94 M5 M9 T0 F{feed} S0]")
+            board.send(parser_state_line(self.motion_mode, self.inches, self.absolute, self.feed))
         elif block == "$I":
             board.send("[VER:1.1h.20190830:]")
             board.send("[OPT:V,15,128]")

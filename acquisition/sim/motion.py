@@ -47,6 +47,11 @@ class Motion:
         return self._held
 
     @property
+    def queued(self) -> int:
+        """Blocks in the planner (the one running included)."""
+        return len(self._queue)
+
+    @property
     def jogging(self) -> bool:
         return bool(self._queue) and self._queue[0][2]
 
