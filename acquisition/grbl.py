@@ -222,7 +222,7 @@ class GrblDialect:
             if self._report_seen:
                 polled["asked"] = None
                 self._report_seen = False
-                self._check_state(stage, during)
+                self.check_state(stage, during)
             elif polled["asked"] is not None and now - polled["asked"] > stage.reply_timeout_s:
                 raise StageTimeout(f"{stage.name}: no status report within {stage.reply_timeout_s:g} s "
                                    f"while waiting for {during!r}")
@@ -241,7 +241,8 @@ class GrblDialect:
                 raise StageTimeout(f"{stage.name}: {during!r} not finished after {stage.move_timeout_s:g} s") from None
             raise
 
-    def _check_state(self, stage: GcodeStage, during: str) -> None:
+    def check_state(self, stage: GcodeStage, during: str) -> None:
+        """Stop on a door or an alarm state in the last report."""
         state = self.state or ""
         if state.startswith("Door"):
             raise StageError(f"{stage.name}: safety door open ({state}) during {during!r}; close it and resume")
@@ -328,7 +329,7 @@ class GrblStage(GcodeStage):
             state, position = self.status()
             if state == "Idle":
                 return position
-            self.grbl._check_state(self, "a wait for Idle")
+            self.grbl.check_state(self, "a wait for Idle")
             if time.monotonic() > deadline:
                 raise StageTimeout(f"{self.name}: still {state} after {self.move_timeout_s:g} s")
             time.sleep(self.grbl.poll_interval_s)

@@ -125,7 +125,7 @@ class SimulatedController:
         self.port = ""
         self._real0 = time.monotonic()
         self._clock = clock or (lambda: (time.monotonic() - self._real0) * time_scale)
-        self._deferred: list[list] = []  # [reply, dwell s, due time or None]
+        self._deferred: list[tuple[str, float, float]] = []  # (reply, dwell s, when asked)
         self._backlog: list[str] = []  # lines received while a reply is held (GRBL and Marlin process one at a time)
         self._timers: list[tuple[float, Callable[[], None]]] = []
         self._fired: list[Fault] = []
@@ -210,7 +210,7 @@ class SimulatedController:
 
     def defer(self, reply: str, dwell_s: float = 0.0) -> None:
         """Send ``reply`` once every queued move is done, ``dwell_s`` later; lines after it wait."""
-        self._deferred.append([reply, float(dwell_s), None])
+        self._deferred.append((reply, float(dwell_s), self.now()))
 
     def take_deferred(self) -> list[str]:
         """Forget the held replies (a reset or an alarm), returning them."""
@@ -317,11 +317,14 @@ class SimulatedController:
                 timer[1]()
         self.firmware.tick(now)
         if self._deferred and self.motion.idle(now):
-            for item in self._deferred:
-                if item[2] is None:
-                    item[2] = now + item[1]
-            while self._deferred and self._deferred[0][2] is not None and self._deferred[0][2] <= now:
-                self.send(self._deferred.pop(0)[0])
+            # a held reply goes once the planner is empty and its dwell has passed, counted from
+            # when the last move ended (or from the line, if later), not from when this loop noticed
+            while self._deferred:
+                reply, dwell, asked = self._deferred[0]
+                if max(asked, self.motion.finished_at) + dwell > now:
+                    break
+                self._deferred.pop(0)
+                self.send(reply)
         while self._backlog and not self._deferred:
             text = self._backlog.pop(0)
             self.lines.append(text)

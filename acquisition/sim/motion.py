@@ -40,6 +40,7 @@ class Motion:
         self._stop: tuple[float, Position, Position, float, float] | None = None  # decelerating: t0, p0, unit, v, t_d
         self._held = False
         self._drop_jogs = False  # a jog cancel: the decelerated jog and the jogs behind it are dropped
+        self.finished_at = -math.inf  # when the planner last became empty
 
     # -- state ----------------------------------------------------------------------------------
     @property
@@ -91,6 +92,8 @@ class Motion:
                     self._queue = [q for q in self._queue if not q[2]]
                     self._drop_jogs = False
                     self._start = now if self._queue else None
+                    if not self._queue:
+                        self.finished_at = t0 + t_d
                 else:
                     self._start = None  # waits for a resume
             return
@@ -104,6 +107,8 @@ class Motion:
             self._queue.pop(0)
             self._pos = goal
             self._start += duration
+            if not self._queue:
+                self.finished_at = self._start
         if not self._queue:
             self._start = None
 
@@ -181,6 +186,7 @@ class Motion:
     def halt(self, now: float) -> None:
         """Stop at once and forget the queue (reset, alarm)."""
         self._pos = self.position(now)
+        self.finished_at = now
         self._queue.clear()
         self._start = None
         self._stop = None

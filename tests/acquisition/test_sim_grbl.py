@@ -230,7 +230,6 @@ def test_g4_answers_once_the_planner_is_empty_while_idle_can_come_first(grbl):
     assert term.status().startswith("<Idle|MPos:0.000,0.000,0.000|")  # queued, not started: Idle at the old Z
     term.send("G4 P0.01")
     assert term.read() == []
-    clock.advance(0.2)  # the move is done; the dwell starts
-    clock.advance(0.02)
+    clock.advance(0.2)  # the move ended at 0.153 s, the dwell at 0.163 s
     assert term.read() == ["ok"]
     assert term.status().startswith("<Idle|MPos:0.000,0.000,1.032|")
