@@ -240,6 +240,18 @@ class GrblDialect:
             if "no reply to" in str(err):
                 raise StageTimeout(f"{stage.name}: {during!r} not finished after {stage.move_timeout_s:g} s") from None
             raise
+        if polled["asked"] is not None and not self._report_seen:
+            self._drain_report(stage, during)  # the answer to a '?' sent before the ok: not the position after it
+
+    def _drain_report(self, stage: GcodeStage, during: str) -> None:
+        deadline = time.monotonic() + self.status_retry_s
+        while not self._report_seen:
+            line = stage.link.read_line(max(deadline - time.monotonic(), 0.0))
+            if line is None:
+                return  # merged with another request, or lost: nothing is pending
+            kind, text = self.classify(stage, line)
+            if kind is Reply.ALARM:
+                raise stage.alarm(text, during)
 
     def check_state(self, stage: GcodeStage, during: str) -> None:
         """Stop on a door or an alarm state in the last report."""
