@@ -68,7 +68,6 @@ class GrblDialect:
         self._mpos: Position | None = None
         self._last_position: Position | None = None
         self._report_seen = False
-        self._last_report_at = 0.0
 
     # -- lines ----------------------------------------------------------------------------------
     def classify(self, stage: GcodeStage, line: str) -> tuple[Reply, str]:
@@ -111,7 +110,6 @@ class GrblDialect:
         self._last_position = tuple(float(v) for v in pos)  # type: ignore[assignment]
         self.state = state
         self._report_seen = True
-        self._last_report_at = time.monotonic()
 
     # -- connect --------------------------------------------------------------------------------
     def handshake(self, stage: GcodeStage) -> None:

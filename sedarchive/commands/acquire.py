@@ -33,7 +33,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     dev = p.add_argument_group("stage controller")
     dev.add_argument("--dialect", choices=("grbl", "marlin"), default="grbl", help="controller firmware (default grbl)")
     dev.add_argument("--baud", type=int, default=115200, help="serial speed (default 115200)")
-    dev.add_argument("--unlock", action="store_true", help="clear an alarm lock at connect with $X (GRBL)")
+    dev.add_argument("--unlock", action="store_true",
+                     help="clear an alarm lock at connect with $X (GRBL), or a stopped board with M999 S1 (Marlin)")
     dev.add_argument("--home", action="store_true", help="home the stage at connect ($H / G28)")
     dev.add_argument("--feed", type=float, metavar="MM_PER_MIN", help="feed rate of moves (default: rapid moves)")
     dev.add_argument("--discard", type=int, default=2, help="camera frames dropped after each move (default 2)")
@@ -166,10 +167,9 @@ def _devices(args, plan, camera_source, faults, stack):
 
     options = {"feed_mm_min": args.feed} if args.feed else {}
     if args.simulate:
-        extra = {"unlock": args.unlock} if args.dialect == "grbl" else {}
         microscope = stack.enter_context(SimulatedMicroscope(
             plan, seed=args.seed, dialect=args.dialect, faults=faults, grains_per_mm2=args.grains_per_mm2,
-            speed_mm_s=200.0, home=args.home, **extra, **options))
+            speed_mm_s=200.0, home=args.home, unlock=args.unlock, **options))
         stage, sim_camera, plates = microscope.stage, microscope.camera, microscope.plates
         stage_name = f"simulated {args.dialect} controller"
     else:
