@@ -1,8 +1,14 @@
-"""What the scan runner needs from a microscope: a ``Stage`` and a ``Camera``.
+"""What the scan runner needs from a microscope: a ``Stage`` and a ``Camera``, and what a stage may offer.
 
 Real drivers (:class:`~acquisition.grbl.GrblStage`, :class:`~acquisition.marlin.MarlinStage`,
 :class:`~acquisition.camera.OpenCVCamera`) and the simulated ones implement these protocols;
 the runner knows nothing else about them. Positions are in mm, in the stage's work coordinates.
+
+Optional capabilities are protocols of their own, checked with ``isinstance`` (as ophyd-async's
+``Stoppable`` or ``Locatable``): :class:`Homing` (a homing cycle) and :class:`TravelLimited`
+(limits the controller enforces, for checking a plan before anything moves). A stage's
+``move_to`` may return the position it reached (read anyway to check the move); the runner then
+asks ``position()`` only of stages that return ``None``.
 """
 from __future__ import annotations
 
@@ -20,11 +26,12 @@ class Stage(Protocol):
     def connect(self) -> None:
         """Open the link, wait until the controller is ready, set absolute mm moves."""
 
-    def home(self) -> None:
-        """Run the homing cycle (only for stages with limit switches)."""
+    def move_to(self, x: float | None = None, y: float | None = None,
+                z: float | None = None) -> tuple[float, float, float] | None:
+        """Move to an absolute position (axes left ``None`` stay), return once motion has stopped.
 
-    def move_to(self, x: float | None = None, y: float | None = None, z: float | None = None) -> None:
-        """Move to an absolute position (axes left ``None`` stay) and return once motion has stopped."""
+        Returns the position reached when the stage read it, else ``None``.
+        """
 
     def position(self) -> tuple[float, float, float]:
         """Where the stage is now, (x, y, z) in mm."""
@@ -34,6 +41,22 @@ class Stage(Protocol):
 
     def close(self) -> None:
         """Release the link (the stage keeps its position)."""
+
+
+@runtime_checkable
+class Homing(Protocol):
+    """A stage with limit switches and a homing cycle."""
+
+    def home(self) -> None:
+        """Run the homing cycle."""
+
+
+@runtime_checkable
+class TravelLimited(Protocol):
+    """A stage whose controller refuses (or alarms on) targets outside known limits."""
+
+    def travel_limits(self) -> tuple[tuple[float, float], ...] | None:
+        """(low, high) in mm per axis x, y, z, in work coordinates; ``None`` when nothing is enforced."""
 
 
 @runtime_checkable

@@ -11,6 +11,11 @@ from catalog.errors import SedarchiveError
 class AcquisitionError(SedarchiveError):
     """Base of acquisition errors."""
 
+    def reworded(self, message: str) -> AcquisitionError:
+        """This same error (class, attributes, traceback) telling ``message``: where a scan stopped, say."""
+        self.args = (message,)
+        return self
+
 
 class PlanError(AcquisitionError):
     """A scan plan is malformed or does not fit the stage or the sample."""

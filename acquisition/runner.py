@@ -1,31 +1,48 @@
-"""The scan runner: executes a :class:`~acquisition.plan.ScanPlan` on a stage and a camera.
+"""The scan runner: executes the messages of a :class:`~acquisition.plan.ScanPlan` on a stage and a camera.
 
-It owns timing, pausing, cancelling and writing. Each position is moved to, settled, and
-photographed at every focal layer; the whole stack is then written through
-``catalog.write_position`` (frames first, the done-mark last), so a scan stopped at any moment
-- a stage alarm, a pulled cable, Ctrl-C, a power cut - leaves only complete positions behind. The
-sample keeps ``status = acquiring`` until every position is in, then becomes ``acquired``.
-Running the same plan on the same sample again resumes at the first missing position.
+It consumes ``plan.steps()`` (``plate``, ``move``, ``snap``) and owns timing, pausing, cancelling
+and writing; its :class:`RunState` says where it is. Each position is moved to, settled, and
+photographed at every focal layer; the whole stack, with the positions the stage reached, is then
+written through the sinks (:mod:`acquisition.sinks`: the sample store, frames first and the
+done-mark last), so a scan stopped at any moment - a stage alarm, a pulled cable, Ctrl-C, a power
+cut - leaves only complete positions behind. The sample keeps ``status = acquiring`` until every
+position is in, then becomes ``acquired``. Running the same plan on the same sample again resumes
+at the first missing position. Before anything moves, the plan is checked against the limits a
+:class:`~acquisition.devices.TravelLimited` stage enforces.
 """
 from __future__ import annotations
 
 import contextlib
+import enum
 import threading
-from collections import deque
 import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-import catalog
 from catalog import Archive, SampleKey
-from acquisition.devices import Camera, Stage
+from acquisition.devices import Camera, Stage, TravelLimited
 from acquisition.errors import AcquisitionError, CameraError, PlanError, ScanCancelled
 from acquisition.plan import ScanPlan, ScanPosition
+from acquisition.sinks import PositionRecord, SampleSink, ScanSink, prepare_sample
+
+__all__ = ["RunState", "ScanProgress", "ScanReport", "ScanRunner", "prepare_sample"]
+
+
+class RunState(enum.Enum):
+    """Where a :class:`ScanRunner` is."""
+
+    READY = "ready"  # made, not run yet
+    RUNNING = "running"
+    PAUSED = "paused"  # between two positions, waiting for resume()
+    DONE = "done"  # every position of the plan is in the sample
+    CANCELLED = "cancelled"
+    FAILED = "failed"  # a device, the plan or a write stopped it
 
 
 @dataclass(frozen=True)
@@ -91,6 +108,7 @@ class ScanRunner:
                  sleep: Callable[[float], None] = time.sleep):
         self.stage, self.camera, self.plan = stage, camera, plan
         self.on_progress, self.on_plate, self.sleep = on_progress, on_plate, sleep
+        self.state = RunState.READY
         self._paused = threading.Event()
         self._cancelled = threading.Event()
         self._started = time.perf_counter()
@@ -112,38 +130,89 @@ class ScanRunner:
         return self._paused.is_set()
 
     # -- the scan -------------------------------------------------------------------------------
-    def run(self, archive: Archive, key: SampleKey, *, devices: Mapping[str, Any] | None = None) -> ScanReport:
+    def check_limits(self) -> None:
+        """Refuse a plan that leaves the limits the stage's controller enforces (before anything moves)."""
+        limits = self.stage.travel_limits() if isinstance(self.stage, TravelLimited) else None
+        if limits is None:
+            return
+        positions = self.plan.positions()
+        zs = self.plan.focal_z_mm()
+        for p in positions:
+            for axis, value, (lo, hi) in (("x", p.x_mm, limits[0]), ("y", p.y_mm, limits[1])):
+                if not lo - 1e-6 <= value <= hi + 1e-6:
+                    raise PlanError(f"position {p.index + 1}/{len(positions)} (plate {p.plate + 1}) needs {axis} = "
+                                    f"{value:g} mm, outside the soft limits of {self.stage.name} ({axis} {lo:g}..{hi:g} mm "
+                                    "in work coordinates); the controller would stop there with an alarm")
+        lo, hi = limits[2]
+        if min(zs) < lo - 1e-6 or max(zs) > hi + 1e-6:
+            raise PlanError(f"focal heights {min(zs):g}..{max(zs):g} mm leave the soft limits of {self.stage.name} "
+                            f"(z {lo:g}..{hi:g} mm in work coordinates); the controller would stop with an alarm")
+
+    def run(self, archive: Archive, key: SampleKey, *, devices: Mapping[str, Any] | None = None,
+            sinks: Sequence[ScanSink] = ()) -> ScanReport:
         """Scan into sample ``key`` (created if new, resumed if started with the same plan).
 
-        Each complete stack is written by a background writer while the stage moves on to the
-        next position (in position order; the runner waits for a write before handing over the one
-        after it); whatever stops the scan, stacks already handed over are written first, so no
-        complete position is lost.
+        Each complete stack is written by a background writer, through the sample store and then
+        ``sinks``, while the stage moves on to the next position (in position order; the runner
+        waits for a write before handing over the one after it); whatever stops the scan, stacks
+        already handed over are written first, so no complete position is lost.
         """
         self.plan.check()
-        path = prepare_sample(archive, key, self.plan, devices=devices)
-        done = catalog.positions_done(path)
-        positions = self.plan.positions()
-        report = ScanReport(key.name, path, 0, int(done.sum()), len(positions))
-        todo = [p for p in positions if not done[p.index]]
+        self.check_limits()
+        sample = SampleSink(archive, key, self.plan, devices=devices)
+        done = sample.open()
+        outputs: list[ScanSink] = [sample, *sinks]
+        for sink in sinks:
+            sink.begin(sample.path, self.plan)  # type: ignore[arg-type]
+        report = ScanReport(key.name, sample.path, 0, int(done.sum()), self.plan.n_positions)  # type: ignore[arg-type]
         self._started = time.perf_counter()
-        plate = todo[0].plate if todo and todo[0].plate > 0 and report.already_done else 0
-        if todo and plate > 0 and self.on_plate:
-            self.on_plate(plate, len(self.plan.plates))
+        self.state = RunState.RUNNING
+        failed: BaseException | None = None
+        try:
+            self._steps(key, done, outputs, report)
+        except BaseException as err:
+            failed = err
+            self.state = RunState.CANCELLED if isinstance(err, (ScanCancelled, KeyboardInterrupt)) else RunState.FAILED
+            raise
+        finally:
+            for sink in reversed(outputs):
+                if failed is None:
+                    sink.end()
+                else:
+                    with contextlib.suppress(Exception):  # the first failure is the one to tell
+                        sink.end()
+            report.elapsed_s = time.perf_counter() - self._started
+        self.state = RunState.DONE
+        return report
+
+    def _steps(self, key: SampleKey, done: np.ndarray, outputs: list[ScanSink], report: ScanReport) -> None:
+        """Execute ``plan.steps()``: prompt at plates, move and snap at positions not done yet."""
+        prompted = 0  # the plate loaded (the first one is there when the scan starts)
+        plate = 0
+        take: _Take | None = None
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan-writer") as writer:
             pending: deque[tuple[ScanPosition, Future]] = deque()
-            position = None
             try:
-                for position in todo:
-                    self._wait_if_paused(key)
-                    if position.plate != plate:
-                        plate = position.plate
-                        if self.on_plate:
-                            self.on_plate(plate, len(self.plan.plates))
-                    stack, xy = self._take(position, report)
-                    pending.append((position, writer.submit(self._write, path, position, stack, xy)))
-                    while len(pending) > 1:  # the one before: wait for it, so that one write overlaps the next take
-                        self._collect(pending.popleft(), report)
+                for kind, value in self.plan.steps():
+                    if kind == "plate":
+                        plate = value
+                    elif kind == "move":
+                        if take is not None:
+                            self._hand_over(take, outputs, writer, pending, report)
+                            take = None
+                        if done[value.index]:
+                            continue
+                        self._wait_if_paused(key)
+                        if plate != prompted:
+                            prompted = plate
+                            if self.on_plate:
+                                self.on_plate(plate, len(self.plan.plates))
+                        take = _Take(value, np.empty((self.plan.n_layers, self.plan.height, self.plan.width, 3), np.uint8))
+                    elif kind == "snap" and take is not None:
+                        self._snap(take, *value, report)
+                if take is not None:
+                    self._hand_over(take, outputs, writer, pending, report)
+                    take = None
                 while pending:
                     self._collect(pending.popleft(), report)
             except BaseException as err:
@@ -152,19 +221,20 @@ class ScanRunner:
                     with contextlib.suppress(BaseException):  # the first failure is the one to tell
                         self._collect(pending.popleft(), report)
                 report.elapsed_s = time.perf_counter() - self._started
-                if isinstance(err, AcquisitionError) and not isinstance(err, ScanCancelled) and position is not None:
-                    raise _stopped(err, key, position, report) from err
+                if isinstance(err, AcquisitionError) and not isinstance(err, ScanCancelled) and take is not None:
+                    saved = report.already_done + report.taken
+                    raise err.reworded(
+                        f"scan of {key.name} stopped at position {take.position.index + 1}/{report.total}: {err} "
+                        f"({saved} position{'' if saved == 1 else 's'} saved; fix the cause and run the same scan "
+                        "again to resume)")
                 raise
-        report.elapsed_s = time.perf_counter() - self._started
-        if catalog.positions_done(path).all() and catalog.read_attrs(path).get("status") == "acquiring":
-            archive.set_status(key, "acquired")
-        return report
 
-    @staticmethod
-    def _write(path: Path, position: ScanPosition, stack: np.ndarray, xy: tuple[float, float]) -> float:
-        t0 = time.perf_counter()
-        catalog.write_position(path, position.index, stack, xy)
-        return time.perf_counter() - t0
+    def _hand_over(self, take: _Take, outputs: list[ScanSink], writer: ThreadPoolExecutor,
+                   pending: deque[tuple[ScanPosition, Future]], report: ScanReport) -> None:
+        record = PositionRecord(take.position, take.stack, take.xy, tuple(take.z))
+        pending.append((take.position, writer.submit(_write, outputs, record)))
+        while len(pending) > 1:  # the one before: wait for it, so that one write overlaps the next take
+            self._collect(pending.popleft(), report)
 
     def _collect(self, pending: tuple[ScanPosition, Future], report: ScanReport) -> None:
         """Wait for a write (re-raising its failure), count it, and report progress."""
@@ -185,77 +255,60 @@ class ScanRunner:
                 raise ScanCancelled(f"scan of {key.name} cancelled; the positions taken are saved, "
                                     "run the same scan again to resume")
             if not self._paused.is_set():
+                self.state = RunState.RUNNING
                 return
+            self.state = RunState.PAUSED
             time.sleep(0.02)
 
-    def _take(self, position: ScanPosition, report: ScanReport) -> tuple[np.ndarray, tuple[float, float]]:
-        """Move, settle and snap every focal layer of one position."""
-        plan = self.plan
-        stack = np.empty((plan.n_layers, plan.height, plan.width, 3), np.uint8)
-        xy: tuple[float, float] = (position.x_mm, position.y_mm)
-        for layer, z in enumerate(plan.focal_z_mm()):
-            t0 = time.perf_counter()
-            if layer == 0:
-                self.stage.move_to(position.x_mm, position.y_mm, z)
-                xy = tuple(self.stage.position()[:2])  # type: ignore[assignment]
-            else:
-                self.stage.move_to(z=z)
-            if plan.settle_s:
-                self.sleep(plan.settle_s)
-            t1 = time.perf_counter()
-            self.camera.flush()
-            frame = self.camera.snap()
-            t2 = time.perf_counter()
-            report.stage_s += t1 - t0
-            report.camera_s += t2 - t1
-            if frame.shape != stack.shape[1:] or frame.dtype != np.uint8:
-                raise CameraError(f"{self.camera.name} gives {frame.shape[1]}x{frame.shape[0]} {frame.dtype} frames; "
-                                  f"the plan expects {plan.width}x{plan.height} uint8 RGB (set --frame or the camera resolution)")
-            stack[layer] = frame
-        return stack, xy
+    def _snap(self, take: _Take, layer: int, z: float, report: ScanReport) -> None:
+        """Move to one focal layer (and, for the position's first, to the position), settle, and snap."""
+        plan, position = self.plan, take.position
+        t0 = time.perf_counter()
+        first = not take.arrived  # the first snap of a position moves there, the others change focus only
+        reached = self.stage.move_to(position.x_mm, position.y_mm, z) if first else self.stage.move_to(z=z)
+        if reached is None:
+            reached = self.stage.position()
+        if first:
+            take.xy = (float(reached[0]), float(reached[1]))
+            take.arrived = True
+        take.z[layer] = float(reached[2])
+        if plan.settle_s:
+            self.sleep(plan.settle_s)
+        t1 = time.perf_counter()
+        self.camera.flush()
+        frame = self.camera.snap()
+        t2 = time.perf_counter()
+        report.stage_s += t1 - t0
+        report.camera_s += t2 - t1
+        if frame.shape != take.stack.shape[1:] or frame.dtype != np.uint8:
+            raise CameraError(f"{self.camera.name} gives {frame.shape[1]}x{frame.shape[0]} {frame.dtype} frames; "
+                              f"the plan expects {plan.width}x{plan.height} uint8 RGB (set --frame or the camera resolution)")
+        take.stack[layer] = frame
 
 
-def prepare_sample(archive: Archive, key: SampleKey, plan: ScanPlan, *, devices: Mapping[str, Any] | None = None) -> Path:
-    """Create the sample for ``plan``, or check that an existing one was started with the same plan."""
-    settings = plan.as_recorded()
-    if not archive.exists(key):
-        path = archive.create_sample(key, plan.n_positions, plan.n_layers, plan.height, plan.width,
-                                     focal_offsets_um=plan.focal_offsets_um, pixel_size_um=plan.pixel_size_um)
-        catalog.record_stage(path, "acquire", settings, acquire_devices=dict(devices or {}))
-        return path
-    path = archive.sample_path(key)
-    attrs = catalog.read_attrs(path)
-    recorded = attrs.get("acquire_settings")
-    if recorded is None:
-        raise PlanError(f"sample {key.name} exists and was not made by a scan (ingested?); choose another depth or core")
-    if recorded != settings:
-        changed = ", ".join(sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k)))
-        if attrs.get("status", "acquiring") != "acquiring":
-            raise PlanError(f"sample {key.name} is already {attrs.get('status')} (with another plan: {changed} differ); "
-                            "choose another core or depth")
-        raise PlanError(f"sample {key.name} was started with another plan ({changed} differ); "
-                        "resume it with the same plan, or remove it first")
-    if devices:
-        catalog.update_attrs(path, acquire_devices=dict(devices))
-    return path
+class _Take:
+    """The position being photographed: its stack so far and where the stage was."""
+
+    def __init__(self, position: ScanPosition, stack: np.ndarray):
+        self.position, self.stack = position, stack
+        self.xy: tuple[float, float] = (position.x_mm, position.y_mm)
+        self.z = [float("nan")] * len(stack)
+        self.arrived = False
+
+
+def _write(outputs: list[ScanSink], record: PositionRecord) -> float:
+    t0 = time.perf_counter()
+    for sink in outputs:
+        sink.write(record)
+    return time.perf_counter() - t0
 
 
 def _stop_safely(stage: Stage) -> None:
-    """Feed hold after a failure; a failure of the hold itself must not hide the first one."""
+    """Stop the stage after a failure; a failure of the stop itself must not hide the first one."""
     try:
         stage.stop()
     except Exception:  # the link is already gone: nothing can move the stage now
         pass
-
-
-def _stopped(err: AcquisitionError, key: SampleKey, position: ScanPosition, report: ScanReport) -> AcquisitionError:
-    saved = report.already_done + report.taken
-    message = (f"scan of {key.name} stopped at position {position.index + 1}/{report.total}: {err} "
-               f"({saved} positions saved; fix the cause and run the same scan again to resume)")
-    new = type(err).__new__(type(err))
-    Exception.__init__(new, message)
-    new.__dict__.update(err.__dict__)
-    return new
 
 
 def _clock(seconds: float) -> str:

@@ -85,7 +85,11 @@ class SerialLink:
             raise StageDisconnected(f"serial port {self.name} disconnected while writing: {err}") from None
 
     def read_line(self, timeout_s: float) -> str | None:
-        """The next line without its line end, or ``None`` when none came within ``timeout_s``."""
+        """The next line without its line end, or ``None`` when none came within ``timeout_s``.
+
+        Bytes already waiting in the port are read before the deadline is looked at, so
+        ``read_line(0.0)`` returns a line that has arrived.
+        """
         if self._serial is None:
             raise StageDisconnected(f"serial port {self.name} is not open")
         errors = _port_errors()
@@ -94,11 +98,14 @@ class SerialLink:
             line = self._pop_line()
             if line is not None:
                 return line
-            if time.monotonic() >= deadline:
-                return None
             try:
                 waiting = self._serial.in_waiting
-                chunk = self._serial.read(waiting or 1)
+                if waiting:
+                    chunk = self._serial.read(waiting)
+                elif time.monotonic() >= deadline:
+                    return None
+                else:
+                    chunk = self._serial.read(1)  # blocks for at most the port's timeout (20 ms)
             except errors as err:
                 raise StageDisconnected(f"serial port {self.name} disconnected: {err}") from None
             if chunk:

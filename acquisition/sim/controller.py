@@ -1,11 +1,17 @@
-"""A simulated stage controller on a pseudo-terminal, speaking GRBL 1.1 (or Marlin) like the real board.
+"""A simulated stage controller on a pseudo-terminal, speaking GRBL 1.1h (or Marlin 2) like the real board.
 
 The real drivers and pyserial talk to it through the pty's device path, so what is tested is the
-whole serial path. Moves take time (``speed_mm_s``) and are reported ``Run`` until done; real-time
-bytes (``?``, ``!``, ``~``, 0x18, 0x85) act at once. :class:`Fault` s inject what goes wrong on a
-real stage: an alarm in the middle of a move, a reply that never comes, a cable pulled out, an
-``error:N``. The true stage position (:attr:`SimulatedController.position`) is what the simulated
-camera photographs.
+whole serial path. This module is the board: the pty, the serial loop, the clock, the stage's
+:class:`~acquisition.sim.motion.Motion`, replies held until the planner is empty, and the
+:class:`Fault` s that inject what goes wrong on a real stage (an alarm in the middle of a move, a
+reply that never comes, a cable pulled out, a refused line). The firmware is a dialect object
+(:class:`~acquisition.sim.grbl_dialect.GrblFirmware`,
+:class:`~acquisition.sim.marlin_dialect.MarlinFirmware`) that uses only the public methods here.
+
+Time: the controller keeps its own clock, ``time_scale`` simulated seconds per real second (or an
+injected ``clock``), so tests of GRBL's 500 ms alarm delay or a long move need not sleep as long.
+The true stage position (:attr:`SimulatedController.position`) is what the simulated camera
+photographs.
 """
 from __future__ import annotations
 
@@ -15,23 +21,23 @@ import select
 import threading
 import time
 import tty
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from acquisition.sim.motion import Motion
 
-GRBL_BANNER = "Grbl 1.1h ['$' for help]"
-_WORD_RE = re.compile(r"([A-Z])([-+]?(?:\d+\.?\d*|\.\d+))")
-FAULT_KINDS = ("alarm", "silence", "drop", "error")
+FAULT_KINDS = ("alarm", "silence", "drop", "error", "garble", "lost_query")
 
 
 @dataclass(frozen=True)
 class Fault:
     """A fault that fires on the ``at_move``-th motion command (1-based, counted over the controller's life).
 
-    ``alarm``: the move starts, then ``ALARM:code`` halfway (code 1: hard limit);
-    ``silence``: the line is swallowed without a reply; ``drop``: the port goes away;
-    ``error``: the line is refused with ``error:code``.
+    ``alarm``: the move starts, then ``ALARM:code`` halfway (code 1: hard limit; Marlin: code 112
+    halts the board, others stop it until ``M999``); ``silence``: the line is swallowed without a
+    reply; ``drop``: the port goes away; ``error``: the line is refused with ``error:code``;
+    ``garble``: the first status report (GRBL) or position (Marlin) after the move is corrupted;
+    ``lost_query``: the first ``?`` after the move is lost on the line (GRBL).
     """
 
     kind: str
@@ -61,13 +67,25 @@ class SimulatedController:
     faults
         Faults to inject (see :class:`Fault`).
     speed_mm_s
-        Speed of every move (rapid and feed alike).
+        Maximum rate of every axis (GRBL ``$110-$112`` = 60 x this); also the default Marlin feed.
     travel_mm
-        Soft limits: positions must stay within [0, travel] on each axis (``ALARM:2`` otherwise).
+        Axis travel (GRBL ``$130-$132``; Marlin's software endstops ``[0, travel]``).
     start_in_alarm
         Come up locked (as GRBL with homing enabled does), needing ``$H`` or ``$X``.
-    homing
-        Whether ``$H`` is available (``$22=1``).
+    homing, soft_limits, hard_limits
+        GRBL ``$22``, ``$20`` (soft limits over machine ``[-$130, 0]``; needs homing), ``$21``.
+    work_offset
+        The G54 work offset (machine = work + offset), as set with ``G10 L2 P1``.
+    steps_per_mm
+        GRBL ``$100-$102``: positions are whole steps.
+    settings
+        Further GRBL settings, ``{13: 1}`` for reports in inches, ``{10: 0}`` for ``WPos`` reports.
+    accel_mm_s2
+        Deceleration of a feed hold or a jog cancel.
+    start_delay_s
+        Time between queueing a move and its start, while GRBL still reports ``Idle``.
+    time_scale, clock
+        Simulated seconds per real second, or a clock to use instead.
 
     Examples
     --------
@@ -85,30 +103,51 @@ class SimulatedController:
         travel_mm: tuple[float, float, float] = (300.0, 300.0, 50.0),
         start_in_alarm: bool = False,
         homing: bool = True,
+        soft_limits: bool = False,
+        hard_limits: bool = False,
+        work_offset: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        steps_per_mm: float | tuple[float, float, float] = 250.0,
+        settings: Mapping[int, float] | None = None,
+        accel_mm_s2: float = 2000.0,
+        start_delay_s: float = 0.0,
+        time_scale: float = 1.0,
+        clock: Callable[[], float] | None = None,
     ):
         if dialect not in ("grbl", "marlin"):
             raise ValueError(f"unknown controller dialect {dialect!r}")
         self.dialect = dialect
         self.faults = list(faults)
         self.travel_mm = tuple(float(t) for t in travel_mm)
-        self.homing = homing
-        self.motion = Motion(speed_mm_s)
+        self.motion = Motion(speed_mm_s, accel_mm_s2=accel_mm_s2, start_delay_s=start_delay_s)
         self.moves = 0
         self.lines: list[str] = []
-        self.alarm: int | None = 9 if start_in_alarm else None  # locked at power-up
-        self._absolute = True
-        self._inches = False
-        self._feed: float | None = None
-        self._deferred: list[tuple[str, float, float | None]] = []  # (reply, dwell s, due time)
-        self._fault_at: float | None = None
-        self._pending_alarm: int | None = None
+        self.status_reports = 0
+        self.port = ""
+        self._real0 = time.monotonic()
+        self._clock = clock or (lambda: (time.monotonic() - self._real0) * time_scale)
+        self._deferred: list[tuple[str, float, float]] = []  # (reply, dwell s, when asked)
+        self._backlog: list[str] = []  # lines received while a reply is held (GRBL and Marlin process one at a time)
+        self._timers: list[tuple[float, Callable[[], None]]] = []
+        self._fired: list[Fault] = []
         self._master: int | None = None
         self._slave: int | None = None
         self._thread: threading.Thread | None = None
         self._running = threading.Event()
-        self._lock = threading.Lock()
-        self.port = ""
-        self.status_reports = 0
+        self.lock = threading.RLock()
+        if dialect == "grbl":
+            from acquisition.sim.grbl_dialect import GrblFirmware
+
+            steps = steps_per_mm if isinstance(steps_per_mm, tuple) else (steps_per_mm,) * 3
+            values = {20: int(soft_limits), 21: int(hard_limits), 22: int(homing or soft_limits)}
+            values.update({100 + i: float(s) for i, s in enumerate(steps)})
+            values.update({110 + i: speed_mm_s * 60.0 for i in range(3)})
+            values.update({130 + i: t for i, t in enumerate(self.travel_mm)})
+            values.update(dict(settings or {}))
+            self.firmware = GrblFirmware(self, values, work_offset=work_offset, start_in_alarm=start_in_alarm)
+        else:
+            from acquisition.sim.marlin_dialect import MarlinFirmware
+
+            self.firmware = MarlinFirmware(self, start_in_alarm=start_in_alarm)
 
     # -- life -----------------------------------------------------------------------------------
     def start(self) -> SimulatedController:
@@ -135,14 +174,93 @@ class SimulatedController:
 
     @property
     def position(self) -> tuple[float, float, float]:
-        """Where the stage truly is (mm)."""
-        with self._lock:
-            return self.motion.position(time.monotonic())
+        """Where the stage truly is (machine coordinates, mm)."""
+        with self.lock:
+            return self.motion.position(self.now())
+
+    @property
+    def work_position(self) -> tuple[float, float, float]:
+        """Where the stage truly is in the coordinates of the G54 work offset it was given (mm)."""
+        offset = getattr(self.firmware, "g54", (0.0, 0.0, 0.0))
+        x, y, z = self.position
+        return x - offset[0], y - offset[1], z - offset[2]
+
+    @property
+    def alarm(self) -> int | None:
+        """The alarm the controller is in (GRBL ``ALARM:N``; Marlin 112 halted, other codes stopped)."""
+        return self.firmware.alarm
 
     @property
     def connected(self) -> bool:
         return self._master is not None
 
+    def now(self) -> float:
+        """The controller's clock (seconds)."""
+        return self._clock()
+
+    # -- what the firmware uses -----------------------------------------------------------------
+    def send(self, text: str) -> None:
+        """Send one line (with ``\\r\\n``)."""
+        if self._master is None:
+            return
+        try:
+            os.write(self._master, (text + "\r\n").encode("ascii"))
+        except (BlockingIOError, OSError):
+            pass  # nobody reads the port: the bytes are lost, as on a real line
+
+    def defer(self, reply: str, dwell_s: float = 0.0) -> None:
+        """Send ``reply`` once every queued move is done, ``dwell_s`` later; lines after it wait."""
+        self._deferred.append((reply, float(dwell_s), self.now()))
+
+    def take_deferred(self) -> list[str]:
+        """Forget the held replies (a reset or an alarm), returning them."""
+        replies = [d[0] for d in self._deferred]
+        self._deferred.clear()
+        return replies
+
+    @property
+    def waiting(self) -> bool:
+        """A reply is held (the firmware is blocked on a line)."""
+        return bool(self._deferred)
+
+    def forget_backlog(self) -> None:
+        """Drop the lines waiting behind a held reply (a reset clears the serial buffer)."""
+        self._backlog.clear()
+
+    def after(self, delay_s: float, action: Callable[[], None]) -> None:
+        """Run ``action`` (with the lock held) ``delay_s`` seconds of controller time from now."""
+        self._timers.append((self.now() + delay_s, action))
+
+    def cancel_timers(self) -> None:
+        self._timers.clear()
+
+    def next_move(self) -> Fault | None:
+        """Count a motion command; the fault to inject on it, if any (``drop`` and ``silence`` act here)."""
+        self.moves += 1
+        fault = next((f for f in self.faults if f.at_move == self.moves), None)
+        if fault is not None and fault.kind == "drop":
+            self._running.clear()
+            self._close_fds()
+        return fault
+
+    def press_limit(self, axes: str) -> None:
+        """Close the limit switches of ``axes`` (GRBL: ``Pn:``, and ``ALARM:1`` with ``$21=1``)."""
+        with self.lock:
+            self.firmware.press_limit(axes)
+
+    def release_limit(self, axes: str) -> None:
+        with self.lock:
+            self.firmware.release_limit(axes)
+
+    def query_fault(self, kind: str) -> bool:
+        """Whether a ``garble`` or ``lost_query`` fault of a move already made fires now (once)."""
+        for fault in self.faults:
+            if fault.kind == kind and fault.at_move <= self.moves and fault not in self._fired:
+                self._fired.append(fault)
+                return True
+        return False
+
+    # -- the loop -------------------------------------------------------------------------------
     def _close_fds(self) -> None:
         for fd in (self._master, self._slave):
             if fd is not None:
@@ -152,7 +270,6 @@ class SimulatedController:
                     pass
         self._master = self._slave = None
 
-    # -- the loop -------------------------------------------------------------------------------
     def _serve(self) -> None:
         line = bytearray()
         while self._running.is_set() and self._master is not None:
@@ -160,7 +277,7 @@ class SimulatedController:
                 ready, _, _ = select.select([self._master], [], [], 0.002)
             except (OSError, ValueError):
                 break
-            with self._lock:
+            with self.lock:
                 self._tick()
             if not ready:
                 continue
@@ -171,228 +288,44 @@ class SimulatedController:
             except OSError:
                 break
             for byte in data:
-                if self.dialect == "grbl" and self._realtime(byte):
-                    continue
+                with self.lock:
+                    if self.firmware.realtime(byte):
+                        continue
                 if byte in (0x0A, 0x0D):
                     text = line.decode("ascii", errors="replace").strip()
                     line.clear()
                     if text or self.dialect == "grbl":
-                        with self._lock:
-                            self._line(text)
+                        with self.lock:
+                            self._receive(text)
                     if self._master is None:
                         return
                 elif len(line) < 256:
                     line.append(byte)
 
-    def _send(self, text: str) -> None:
-        if self._master is None:
+    def _receive(self, text: str) -> None:
+        if self._deferred or self._backlog:
+            self._backlog.append(text)
             return
-        try:
-            os.write(self._master, (text + "\r\n").encode("ascii"))
-        except (BlockingIOError, OSError):
-            pass  # nobody reads the port: the bytes are lost, as on a real line
+        self.lines.append(text)
+        self.firmware.line(text)
 
     def _tick(self) -> None:
-        now = time.monotonic()
-        if self._fault_at is not None and now >= self._fault_at:
-            self._fault_at = None
-            self._raise_alarm(self._pending_alarm or 1)
+        now = self.now()
+        for timer in [t for t in self._timers if t[0] <= now]:
+            if timer in self._timers:
+                self._timers.remove(timer)
+                timer[1]()
+        self.firmware.tick(now)
         if self._deferred and self.motion.idle(now):
-            # replies held until the queue is empty (G4 dwell, $H, M400), then for their dwell
-            for i, (reply, dwell, due) in enumerate(self._deferred):
-                if due is None:
-                    self._deferred[i] = (reply, dwell, now + dwell)
-            for item in [d for d in self._deferred if d[2] is not None and d[2] <= now]:
-                self._deferred.remove(item)
-                self._send(item[0])
-
-    def _raise_alarm(self, code: int) -> None:
-        self.motion.halt(time.monotonic())
-        self._deferred.clear()
-        self.alarm = code
-        if self.dialect == "grbl":
-            self._send(f"ALARM:{code}")
-            if code == 1:
-                self._send("[MSG:Reset to continue]")
-        else:
-            self._send("Error:Printer halted. kill() called!")
-
-    # -- GRBL real-time bytes -------------------------------------------------------------------
-    def _realtime(self, byte: int) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            if byte == 0x3F:  # ?
-                self.status_reports += 1
-                self._send(self._status_report(now))
-            elif byte == 0x21:  # ! feed hold
-                self.motion.hold(now)
-            elif byte == 0x7E:  # ~ cycle start
-                self.motion.resume(now)
-            elif byte == 0x18:  # soft reset
-                self._soft_reset(now)
-            elif byte == 0x85:  # jog cancel
-                if self.motion.jogging:
-                    self.motion.halt(now)
-            elif byte >= 0x80:
-                pass  # overrides and other extended real-time commands: accepted, no effect here
-            else:
-                return False
-        return True
-
-    def _soft_reset(self, now: float) -> None:
-        if not self.motion.idle(now) and self.alarm is None:
-            self.alarm = 3
-            self._send("ALARM:3")
-        self.motion.halt(now)
-        self._deferred.clear()
-        self._fault_at = None
-        self._absolute, self._inches = True, False
-        self._send("")
-        self._send(GRBL_BANNER)
-        if self.alarm is not None:
-            self._send("[MSG:'$H'|'$X' to unlock]")
-
-    def _status_report(self, now: float) -> str:
-        x, y, z = self.motion.position(now)
-        if self.alarm is not None:
-            state = "Alarm"
-        elif self.motion.held:
-            state = "Hold:0"
-        elif self.motion.idle(now):
-            state = "Idle"
-        else:
-            state = "Jog" if self.motion.jogging else "Run"
-        report = f"<{state}|MPos:{x:.3f},{y:.3f},{z:.3f}|FS:{0 if state == 'Idle' else int(self._feed or 0)},0"
-        if self.status_reports % 10 == 1:
-            report += "|WCO:0.000,0.000,0.000"
-        return report + ">"
-
-    # -- lines ----------------------------------------------------------------------------------
-    def _line(self, text: str) -> None:
-        self.lines.append(text)
-        if self.dialect == "marlin":
-            from acquisition.sim.marlin_dialect import marlin_line
-
-            marlin_line(self, text)
-            return
-        text = re.sub(r"\(.*?\)|;.*$", "", text).replace(" ", "").upper()
-        if not text:
-            self._send("ok")
-        elif text.startswith("$"):
-            self._system(text)
-        elif self.alarm is not None:
-            self._send("error:9")
-        else:
-            self._gcode(text)
-
-    def _system(self, text: str) -> None:
-        if text == "$X":
-            self.alarm = None
-            self._send("[MSG:Caution: Unlocked]")
-            self._send("ok")
-        elif text == "$H":
-            if not self.homing:
-                self._send("error:5")
-                return
-            self.alarm = None
-            self.motion.home(time.monotonic())
-            self._deferred.append(("ok", 0.0, None))
-        elif text == "$I":
-            self._send("[VER:1.1h.20190825:sim]")
-            self._send("[OPT:V,15,128]")
-            self._send("ok")
-        elif text == "$$":
-            for setting in ("$20=1", f"$22={int(self.homing)}", "$110=12000.000", "$111=12000.000", "$112=3000.000",
-                            f"$130={self.travel_mm[0]:.3f}", f"$131={self.travel_mm[1]:.3f}", f"$132={self.travel_mm[2]:.3f}"):
-                self._send(setting)
-            self._send("ok")
-        elif text.startswith("$J="):
-            if self.alarm is not None:
-                self._send("error:9")
-            else:
-                self._gcode(text[3:], jog=True)
-        else:
-            self._send("error:3")
-
-    def _gcode(self, text: str, jog: bool = False) -> None:
-        words = _WORD_RE.findall(text)
-        if "".join(letter + number for letter, number in words) != text:
-            self._send("error:1" if not text[:1].isalpha() else "error:2")
-            return
-        target: dict[str, float] = {}
-        motion, dwell = None, None
-        absolute = self._absolute
-        for letter, number in words:
-            value = float(number)
-            if letter == "G":
-                code = value
-                if code in (0, 1):
-                    motion = int(code)
-                elif code == 4:
-                    dwell = 0.0
-                elif code in (90, 91):
-                    absolute = code == 90
-                    if not jog:
-                        self._absolute = absolute
-                elif code in (20, 21):
-                    self._inches = code == 20
-                elif code in (17, 54, 94, 40, 49, 80):
-                    pass
-                else:
-                    self._send("error:20")
-                    return
-            elif letter == "M":
-                if value not in (0, 1, 2, 30, 3, 4, 5, 7, 8, 9):
-                    self._send("error:20")
-                    return
-            elif letter in "XYZ":
-                target[letter] = value * (25.4 if self._inches else 1.0)
-            elif letter == "F":
-                self._feed = value
-            elif letter == "P":
-                dwell = value
-            elif letter == "N":
-                pass
-            else:
-                self._send("error:20")
-                return
-        if dwell is not None:
-            self._deferred.append(("ok", dwell, None))
-            return
-        if not target:
-            self._send("ok")
-            return
-        if motion == 1 and self._feed is None:
-            self._send("error:22")
-            return
-        self._move(target, absolute, jog)
-
-    def _move(self, target: dict[str, float], absolute: bool, jog: bool) -> None:
-        self.moves += 1
-        fault = next((f for f in self.faults if f.at_move == self.moves), None)
-        if fault is not None and fault.kind == "silence":
-            return
-        if fault is not None and fault.kind == "drop":
-            self._running.clear()
-            self._close_fds()
-            return
-        if fault is not None and fault.kind == "error":
-            self._send(f"error:{fault.code}" if self.dialect == "grbl" else f"Error:simulated fault {fault.code}")
-            return
-        now = time.monotonic()
-        current = self.motion.target()
-        goal = tuple(
-            (target[a] if absolute else current[i] + target[a]) if a in target else current[i]
-            for i, a in enumerate("XYZ")
-        )
-        if any(not 0.0 - 1e-9 <= g <= t + 1e-9 for g, t in zip(goal, self.travel_mm)):
-            if jog:
-                self._send("error:15")
-            else:
-                self._raise_alarm(2)
-            return
-        duration = self.motion.queue(goal, now, jog=jog)
-        self._send("ok")
-        if fault is not None and fault.kind == "alarm":
-            self._pending_alarm = fault.code
-            self._fault_at = now + duration / 2
+            # a held reply goes once the planner is empty and its dwell has passed, counted from
+            # when the last move ended (or from the line, if later), not from when this loop noticed
+            while self._deferred:
+                reply, dwell, asked = self._deferred[0]
+                if max(asked, self.motion.finished_at) + dwell > now:
+                    break
+                self._deferred.pop(0)
+                self.send(reply)
+        while self._backlog and not self._deferred:
+            text = self._backlog.pop(0)
+            self.lines.append(text)
+            self.firmware.line(text)

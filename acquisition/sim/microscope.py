@@ -5,8 +5,13 @@ connects the real :class:`~acquisition.grbl.GrblStage` (or :class:`~acquisition.
 to its pseudo-terminal through pyserial, and points a
 :class:`~acquisition.sim.camera.SimulatedCamera` at the controller's true stage position. Each plate
 of the plan is its own virtual plate (the operator loads a new one); :meth:`load_plate` is the
-operator prompt's simulated answer. After the scan, :meth:`write_truth` saves the ground truth of
-every stored position beside the store.
+operator prompt's simulated answer. The ground truth of every stored position is written beside
+the store by a :class:`TruthSink` (:meth:`SimulatedMicroscope.truth_sink`), which the runner writes
+through along with the sample.
+
+The simulated stage is a microscope stage: 1000 steps/mm (1 µm steps), homing at 3000 mm/min. A
+plan with ``travel_mm`` gets a controller with soft limits on (``$20=1``) over that travel, and the
+G54 work offset that puts the plan's origin at the far end of it (machine ``[-travel, 0]``).
 """
 from __future__ import annotations
 
@@ -55,29 +60,34 @@ class SimulatedMicroscope:
         ``"grbl"`` or ``"marlin"``.
     faults
         Faults injected into the controller.
-    speed_mm_s, poll_interval_s
-        Stage speed and the driver's status polling interval.
+    speed_mm_s
+        Stage speed.
+    controller_options
+        Passed to a new :class:`SimulatedController` (``start_delay_s``, ``settings``, ``time_scale``...).
     driver_options
-        Passed to the driver (``unlock``, ``home``, ``reply_timeout_s``, ...).
+        Passed to the driver (``unlock``, ``home``, ``reply_timeout_s``, ``poll_interval_s``, ...).
     """
 
     def __init__(self, plan: ScanPlan, *, seed: int = 0, dialect: str = "grbl", faults: Iterable[Fault] = (),
                  grains_per_mm2: float = 2.0, kind_fractions: Mapping[str, float] | None = None,
-                 clump_fraction: float = 0.1, speed_mm_s: float = 500.0, poll_interval_s: float = 0.002,
-                 controller: SimulatedController | None = None, **driver_options: Any):
+                 clump_fraction: float = 0.1, speed_mm_s: float = 500.0,
+                 controller: SimulatedController | None = None, controller_options: Mapping[str, Any] | None = None,
+                 **driver_options: Any):
         self.plan = plan
         self.seed = seed
         self.plates = plates_for(plan, seed=seed, grains_per_mm2=grains_per_mm2, kind_fractions=kind_fractions,
                                  clump_fraction=clump_fraction)
         self._own_controller = controller is None
-        travel = {"travel_mm": plan.travel_mm} if plan.travel_mm is not None else {}
-        self.controller = controller or SimulatedController(dialect=dialect, faults=faults, speed_mm_s=speed_mm_s, **travel)
+        options: dict[str, Any] = {"steps_per_mm": 1000.0, "settings": {24: 500.0, 25: 3000.0}}
+        if plan.travel_mm is not None:
+            options.update(travel_mm=plan.travel_mm, soft_limits=True, work_offset=tuple(-t for t in plan.travel_mm))
+        options.update(controller_options or {})
+        self.controller = controller or SimulatedController(dialect=dialect, faults=faults, speed_mm_s=speed_mm_s,
+                                                            **options)
         self.dialect = self.controller.dialect
         self._driver_options = dict(driver_options)
-        if self.dialect == "grbl":
-            self._driver_options.setdefault("poll_interval_s", poll_interval_s)
         self.stage: GrblStage | MarlinStage | None = None
-        self.camera = SimulatedCamera(self.plates[0], lambda: self.controller.position, height=plan.height,
+        self.camera = SimulatedCamera(self.plates[0], lambda: self.controller.work_position, height=plan.height,
                                       width=plan.width, pixel_size_um=plan.pixel_size_um, z_reference_mm=plan.z_mm)
 
     def __enter__(self) -> SimulatedMicroscope:
@@ -107,11 +117,39 @@ class SimulatedMicroscope:
 
     @property
     def devices(self) -> dict[str, Any]:
-        return {"stage": f"simulated {self.dialect} controller", "camera": self.camera.settings}
+        devices = {"stage": f"simulated {self.dialect} controller", "camera": self.camera.settings}
+        if self.stage is not None:
+            devices["controller"] = self.stage.describe()
+        return devices
 
     def write_truth(self, store_path: str | Path) -> Path | None:
         """Ground truth of every position done in the store, at the stage position it recorded."""
         return write_scan_truth(store_path, self.plan, self.plates)
+
+    def truth_sink(self) -> TruthSink:
+        """A sink for the runner that writes the ground truth beside the store when the run ends."""
+        return TruthSink(self.plan, self.plates)
+
+
+class TruthSink:
+    """The ground truth of a simulated scan: ``<name>.truth.csv`` of every position done, at the
+    stage position the store recorded, rewritten when a run ends (also a failed one, so a resumed
+    scan's truth covers every position)."""
+
+    def __init__(self, plan: ScanPlan, plates: list[VirtualPlate]):
+        self.plan, self.plates = plan, plates
+        self.path: Path | None = None
+        self.written: Path | None = None
+
+    def begin(self, store_path: Path, plan: ScanPlan) -> None:
+        self.path = Path(store_path)
+
+    def write(self, record: Any) -> None:
+        return None  # the truth is drawn from the store's positions at the end
+
+    def end(self) -> None:
+        if self.path is not None:
+            self.written = write_scan_truth(self.path, self.plan, self.plates)
 
 
 def write_scan_truth(store_path: str | Path, plan: ScanPlan, plates: list[VirtualPlate]) -> Path | None:

@@ -33,7 +33,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     dev = p.add_argument_group("stage controller")
     dev.add_argument("--dialect", choices=("grbl", "marlin"), default="grbl", help="controller firmware (default grbl)")
     dev.add_argument("--baud", type=int, default=115200, help="serial speed (default 115200)")
-    dev.add_argument("--unlock", action="store_true", help="clear an alarm lock at connect with $X (GRBL)")
+    dev.add_argument("--unlock", action="store_true",
+                     help="clear an alarm lock at connect with $X (GRBL), or a stopped board with M999 S1 (Marlin)")
     dev.add_argument("--home", action="store_true", help="home the stage at connect ($H / G28)")
     dev.add_argument("--feed", type=float, metavar="MM_PER_MIN", help="feed rate of moves (default: rapid moves)")
     dev.add_argument("--discard", type=int, default=2, help="camera frames dropped after each move (default 2)")
@@ -55,7 +56,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0, help="seed of the virtual plates (default 0)")
     sim.add_argument("--grains-per-mm2", type=float, default=2.0, help="grain density of the virtual plates")
     sim.add_argument("--sim-fault", action="append", metavar="KIND@MOVE", default=[],
-                     help="inject a controller fault: alarm@N, error:CODE@N, silence@N, drop@N (N = move count)")
+                     help="inject a controller fault: alarm@N, error:CODE@N, silence@N, drop@N, garble@N, "
+                          "lost_query@N (N = move count)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
     return p
@@ -107,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     from catalog import Archive, SampleKey
     from acquisition.errors import AcquisitionError
     from acquisition.runner import ScanRunner
-    from acquisition.sim.microscope import write_scan_truth
+    from acquisition.sim.microscope import TruthSink
 
     key = SampleKey.parse(args.core, args.depth)
     plan = build_plan(args)
@@ -137,13 +139,10 @@ def run(args: argparse.Namespace) -> int:
                 print(progress.line(), file=sys.stderr, flush=True)
 
         runner = ScanRunner(stage, camera, plan, on_progress=on_progress, on_plate=on_plate)
-        try:
-            report = runner.run(archive, key, devices=devices)
-        finally:
-            if plates is not None and archive.exists(key):
-                write_scan_truth(archive.sample_path(key), plan, plates)
+        sinks = [TruthSink(plan, plates)] if plates is not None else []
+        report = runner.run(archive, key, devices=devices, sinks=sinks)
     state = "acquired" if report.complete else "incomplete"
-    print(f"{key.name}: {report.taken} positions taken now, {report.already_done + report.taken}/{report.total} "
+    print(f"{key.name}: {report.taken} position{'' if report.taken == 1 else 's'} taken now, {report.already_done + report.taken}/{report.total} "
           f"in {report.path} ({state}; {report.elapsed_s:.1f} s)")
     return 0
 
@@ -168,10 +167,9 @@ def _devices(args, plan, camera_source, faults, stack):
 
     options = {"feed_mm_min": args.feed} if args.feed else {}
     if args.simulate:
-        extra = {"unlock": args.unlock} if args.dialect == "grbl" else {}
         microscope = stack.enter_context(SimulatedMicroscope(
             plan, seed=args.seed, dialect=args.dialect, faults=faults, grains_per_mm2=args.grains_per_mm2,
-            speed_mm_s=200.0, poll_interval_s=0.005, home=args.home, **extra, **options))
+            speed_mm_s=200.0, home=args.home, unlock=args.unlock, **options))
         stage, sim_camera, plates = microscope.stage, microscope.camera, microscope.plates
         stage_name = f"simulated {args.dialect} controller"
     else:
@@ -191,4 +189,7 @@ def _devices(args, plan, camera_source, faults, stack):
         camera = OpenCVCamera(camera_source, width=plan.width, height=plan.height, discard=args.discard)
         stack.callback(camera.close)
         camera.connect()
-    return stage, camera, plates, {"stage": stage_name, "camera": camera.settings}
+    devices = {"stage": stage_name, "camera": camera.settings}
+    if hasattr(stage, "describe"):  # firmware, and what the driver converts (GRBL $13=1)
+        devices["controller"] = stage.describe()
+    return stage, camera, plates, devices

@@ -17,16 +17,12 @@ def small_plan() -> ScanPlan:
 
 
 def run_scan(archive, key, plan: ScanPlan, *, seed: int = 0, faults=(), controller=None, **driver) -> ScanReport:
-    """One scan on a fresh simulated microscope (or on ``controller``); writes the truth too."""
+    """One scan on a fresh simulated microscope (or on ``controller``); the truth sink writes the truth too."""
     driver.setdefault("reply_timeout_s", 0.5)
     microscope = SimulatedMicroscope(plan, seed=seed, faults=faults, controller=controller, **driver)
     with microscope:
         runner = ScanRunner(microscope.stage, microscope.camera, plan, on_plate=microscope.load_plate)
-        try:
-            return runner.run(archive, key, devices=microscope.devices)
-        finally:
-            if archive.exists(key):
-                microscope.write_truth(archive.sample_path(key))
+        return runner.run(archive, key, devices=microscope.devices, sinks=[microscope.truth_sink()])
 
 
 @pytest.fixture(scope="session")

@@ -47,7 +47,8 @@ def test_fault_then_resume(tmp_path, capsys):
     assert main([*args, "--sim-fault", "alarm@9"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("sedarchive acquire: error: scan of SIM-3_10-12cm stopped at position 2/4: ")
-    assert "ALARM:1 (hard limit triggered" in err and "run the same scan again to resume" in err
+    assert "ALARM:1 (hard limit triggered" in err and "during 'G0 Z" in err and "(1 position saved;" in err
+    assert "run the same scan again to resume" in err
     assert len(err.strip().splitlines()) == 1
     path = Archive.open(tmp_path / "a").sample_path(KEY)
     assert catalog.positions_done(path).tolist() == [True, False, False, False]
@@ -63,6 +64,8 @@ def test_fault_then_resume(tmp_path, capsys):
     (["--simulate", "--sim-fault", "meltdown@3"], "unknown fault 'meltdown'"),
     (["--simulate", "--camera", "/nonexistent/cam_%02d.png"], "could not be opened"),
     (["--simulate", "--travel", "1,1,5"], "outside the stage travel 0..1 mm"),
+    (["--simulate", "--sim-fault", "garble@3"], "garbled status report '<Idle|MPos:"),
+    (["--simulate", "--dialect", "marlin", "--sim-fault", "garble@3"], "M114 gave no position"),
 ])
 def test_bad_input_is_one_line(tmp_path, capsys, extra, message):
     assert main(["acquire", str(tmp_path / "a"), *SMALL, *extra]) == 2

@@ -22,7 +22,7 @@ from acquisition.errors import (
     StageTimeout,
 )
 from acquisition.plan import PlateArea
-from acquisition.runner import ScanRunner
+from acquisition.runner import RunState, ScanRunner
 from acquisition.sim import read_truth, render_stack
 from acquisition.sim.controller import Fault, SimulatedController
 from acquisition.sim.microscope import SimulatedMicroscope
@@ -113,7 +113,7 @@ def test_fault_stops_cleanly_and_resume_is_byte_identical(tmp_path, small_plan, 
 
 def test_alarm_then_resume_on_the_same_controller_needs_unlock(tmp_path, small_plan, uninterrupted, scan):
     archive = Archive.create(tmp_path / "archive")
-    with SimulatedController(speed_mm_s=500.0, faults=[Fault("alarm", at_move=8)]) as controller:
+    with SimulatedController(speed_mm_s=500.0, steps_per_mm=1000.0, faults=[Fault("alarm", at_move=8)]) as controller:
         with pytest.raises(StageAlarm, match="stopped at position 2/4"):
             scan(archive, KEY, small_plan, seed=4, controller=controller)
         with pytest.raises(StageAlarm, match="--unlock"):
@@ -247,3 +247,95 @@ def test_ctrl_c_keeps_complete_positions_and_holds_the_stage(tmp_path, small_pla
     # the interrupt came while position 2 was being written: it is kept, nothing after it
     assert catalog.positions_done(archive.sample_path(KEY)).tolist() == [True, True, False, False]
     assert archive.samples()[0].status == "acquiring"
+
+
+@pytest.mark.parametrize("controller_options, faults", [
+    ({"settings": {13: 1}}, ()),  # reports in inches
+    ({"start_delay_s": 0.03}, ()),  # '?' answered Idle before a queued move starts
+    ({}, [Fault("lost_query", at_move=n) for n in (2, 9, 17)]),  # lost status requests
+], ids=["inches", "early-idle", "lost-query"])
+def test_scan_ends_right_whatever_the_controller_reports(tmp_path, small_plan, scan, controller_options, faults):
+    """Issue 15: never silently wrong: the scan finishes with the planned positions and focal heights."""
+    archive = Archive.create(tmp_path / "archive")
+    report = scan(archive, KEY, small_plan, seed=4, faults=faults, controller_options=controller_options,
+                  status_retry_s=0.1)
+    assert report.complete
+    ds = archive.open_sample(KEY)
+    planned = np.array([(p.x_mm, p.y_mm) for p in small_plan.positions()])
+    np.testing.assert_allclose(ds.stage_xy_mm.values, planned, atol=0.0025)
+    focal = np.tile(small_plan.focal_z_mm(), (4, 1))
+    np.testing.assert_allclose(ds.stage_z_mm.values, focal, atol=0.0025)
+    converted = ds.attrs["acquire_devices"]["controller"]["report_inches_converted"]
+    assert converted == ("settings" in controller_options)
+
+
+def test_focal_heights_reached_are_recorded(uninterrupted, small_plan):
+    archive, _ = uninterrupted
+    z = archive.open_sample(KEY).stage_z_mm
+    assert z.dims == ("position", "layer") and z.shape == (4, 6)
+    np.testing.assert_array_equal(z.values, np.tile(small_plan.focal_z_mm(), (4, 1)))
+
+
+def test_store_started_before_focal_heights_were_recorded_resumes(tmp_path, small_plan, scan):
+    archive = Archive.create(tmp_path / "archive")
+    with pytest.raises(StageAlarm):
+        scan(archive, KEY, small_plan, seed=4, faults=[Fault("alarm", at_move=9)])
+    path = archive.sample_path(KEY)
+    catalog.store.drop_variables(path, ["stage_z_mm"])  # as a store written before
+    scan(archive, KEY, small_plan, seed=4)
+    z = catalog.read_array(path, "stage_z_mm")
+    assert np.isnan(z[0]).all() and not np.isnan(z[1:]).any()
+
+
+def test_garbled_report_stops_with_one_line(tmp_path, small_plan, scan):
+    archive = Archive.create(tmp_path / "archive")
+    with pytest.raises(StageError, match=r"stopped at position 2/4: .*garbled status report.*\(1 position saved;") as info:
+        scan(archive, KEY, small_plan, seed=4, faults=[Fault("garble", at_move=8)])
+    assert "\n" not in str(info.value)
+
+
+def test_plan_beyond_the_soft_limits_is_refused_before_moving(tmp_path, small_plan):
+    archive = Archive.create(tmp_path / "archive")
+    controller = SimulatedController(soft_limits=True, travel_mm=(1.5, 50.0, 10.0), work_offset=(-1.0, -49.0, -9.0))
+    with controller, SimulatedMicroscope(small_plan, controller=controller) as microscope:
+        moves = controller.moves
+        runner = ScanRunner(microscope.stage, microscope.camera, small_plan)
+        with pytest.raises(PlanError, match=r"position 2/4 \(plate 1\) needs x = 1.92 mm, outside the soft limits "
+                                            r"of GRBL stage on .* \(x -0.5..1 mm in work coordinates\)"):
+            runner.run(archive, KEY)
+        assert controller.moves == moves and not archive.exists(KEY)
+        assert runner.state is RunState.READY
+
+
+def test_run_states(tmp_path, small_plan):
+    archive = Archive.create(tmp_path / "archive")
+    seen = []
+    with SimulatedMicroscope(small_plan, seed=1) as microscope:
+        runner = ScanRunner(microscope.stage, microscope.camera, small_plan,
+                            on_progress=lambda p: seen.append(runner.state))
+        assert runner.state is RunState.READY
+        runner.run(archive, KEY)
+    assert set(seen) == {RunState.RUNNING} and runner.state is RunState.DONE
+    with SimulatedMicroscope(small_plan, seed=1, faults=[Fault("drop", at_move=3)]) as microscope:
+        runner = ScanRunner(microscope.stage, microscope.camera, small_plan)
+        with pytest.raises(StageDisconnected):
+            runner.run(Archive.create(tmp_path / "other"), KEY)
+    assert runner.state is RunState.FAILED
+
+
+def test_runner_follows_the_plan_steps(tmp_path, small_plan):
+    """The runner executes plan.steps(): a plan that yields other steps is scanned as it says."""
+    class Reversed(type(small_plan)):
+        def steps(self):
+            yield "plate", 0
+            for position in reversed(self.positions()):
+                yield "move", position
+                for layer, z in reversed(list(enumerate(self.focal_z_mm()))):
+                    yield "snap", (layer, z)
+
+    plan = Reversed(**{f: getattr(small_plan, f) for f in small_plan.__dataclass_fields__})
+    archive = Archive.create(tmp_path / "archive")
+    with SimulatedMicroscope(plan, seed=4) as microscope:
+        ScanRunner(microscope.stage, microscope.camera, plan).run(archive, KEY)
+        lines = [line for line in microscope.controller.lines if line.startswith("G0")]
+    assert lines[0] == "G0 X0.6400 Y1.5360 Z1.0500" and lines[1] == "G0 Z1.0300"  # the last position first
