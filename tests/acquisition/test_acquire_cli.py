@@ -5,7 +5,7 @@ import pytest
 
 import catalog
 from catalog import Archive, SampleKey
-from acquisition.sim import read_truth
+from acquisition.sim import read_plate_truth, read_truth
 from sedarchive.cli import main
 
 SMALL = ["--core", "SIM-3", "--depth", "10-12", "--area", "0,0,2.5,2", "--frame", "160x128", "--pixel-size", "8"]
@@ -22,6 +22,10 @@ def test_simulated_scan_from_options(tmp_path, capsys):
     assert archive.open_sample(KEY).stacks.shape == (8, 6, 128, 160, 3)
     truth = read_truth(archive.sample_path(KEY))
     assert sorted(set(truth.position)) == list(range(8))
+    grains, appearances = read_plate_truth(archive.sample_path(KEY))  # the plate truth of both plates
+    assert set(grains.plate) == {0, 1} and grains.in_scan.any()
+    assert set(appearances.position) == set(range(8))
+    assert set(appearances.loc[appearances.position >= 4, "plate"]) == {1}
 
 
 def test_list_checks_and_prints_without_motion(tmp_path, capsys):
