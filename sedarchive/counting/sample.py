@@ -71,7 +71,15 @@ def count_sample(path: str | Path, *, write: bool = True, warn: bool = True) -> 
     A store counted per frame gets one :class:`CountingWarning` naming the sample and the reason.
     """
     names = array_names(path)
-    n = int(read_array(path, "position").shape[0]) if "position" in names else 0
+    n = next((_shape(path, v)[0] for v in ("position", "bbox", "cluster", "chopped") if v in names), 0)
+    chopped = np.asarray(read_array(path, "chopped"), bool) if "chopped" in names and n else np.zeros(n, bool)
+    clump = np.asarray(read_array(path, "clump"), bool) if "clump" in names and n else np.zeros(n, bool)
+    if n and not {"position", "bbox"} <= set(names):
+        # grains without frame boxes (e.g. written by another tool): each counted as found, unweighted
+        note = "grains have no position or box: counted as found, without edge correction"
+        if warn:
+            warnings.warn(f"{Path(path).name.removesuffix('.zarr')}: {note}", CountingWarning, stacklevel=2)
+        return SampleCount(np.full(n, -1, np.int64), (~chopped & ~clump).astype(float), "per frame", note)
     layout = layout_of(path)
     if warn and layout.note:
         warnings.warn(f"{Path(path).name.removesuffix('.zarr')}: {layout.note}", CountingWarning, stacklevel=2)
@@ -79,8 +87,6 @@ def count_sample(path: str | Path, *, write: bool = True, warn: bool = True) -> 
         return SampleCount(np.empty(0, np.int64), np.empty(0), layout.mode, layout.note)
     position = np.asarray(read_array(path, "position"), np.int64)
     bbox = np.asarray(read_array(path, "bbox"), np.int64).reshape(n, 4)
-    chopped = np.asarray(read_array(path, "chopped"), bool) if "chopped" in names else np.zeros(n, bool)
-    clump = np.asarray(read_array(path, "clump"), bool) if "clump" in names else np.zeros(n, bool)
     sharp = np.asarray(read_array(path, "sharpness"), float).reshape(n, -1) if "sharpness" in names else None
     duplicate_of = join_appearances(position, bbox, layout, chopped=chopped, sharpness=sharp)
     p = whole_view_probability(bbox[:, 3] - bbox[:, 1], bbox[:, 2] - bbox[:, 0], layout)
@@ -105,7 +111,13 @@ def _write(path: str | Path, duplicate_of: np.ndarray, weight: np.ndarray, layou
     update_attrs(path, counting={"mode": layout.mode, "note": layout.note})
 
 
+def _shape(path: str | Path, name: str) -> tuple[int, ...]:
+    """Shape of one array of the store (reads metadata only)."""
+    import zarr
+
+    return tuple(int(v) for v in zarr.open_group(str(path), mode="r", zarr_format=3)[name].shape)
+
+
 def _stack_shape(path: str | Path) -> tuple[int, ...]:
-    """(position, layer, y, x, channel) of ``stacks`` (reads no frame)."""
-    empty = read_array(path, "stacks", slice(0, 0))
-    return (int(read_array(path, "position_done").shape[0]), *empty.shape[1:])
+    """(position, layer, y, x, channel) of ``stacks``."""
+    return _shape(path, "stacks")
