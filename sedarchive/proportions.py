@@ -10,7 +10,8 @@ is a down-core series. Variables:
   ``count.sum("cluster") + n_flagged + n_unassigned == n_grains``.
 - ``count_corrected (sample, cluster)``: each grain once and unbiased by frame edges
   (:mod:`sedarchive.counting`: repeats across overlapping frames left out, whole grains weighted by
-  the inverse of their chance to be seen whole); ``n_repeats (sample)``, and ``counting (sample)``
+  the inverse of their chance to be seen whole; grains flagged clump are kept, for the expert to
+  exclude the clusters of clumps); ``n_repeats (sample)``, and ``counting (sample)``
   (``plate`` or ``per frame``) with ``counting_note`` saying why a sample is counted per frame.
 - once ``labels.yaml`` names clusters: ``cluster_class (cluster)``, ``class_count (sample, class)``,
   ``n_classified`` (grains of named, not excluded clusters), ``class_fraction`` with its 95% Wilson

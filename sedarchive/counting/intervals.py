@@ -10,7 +10,8 @@ plain count covers only the first:
    Where the expert recorded what a check of some of a cluster's grains found (``checked`` in
    labels.yaml: ``{class: n}``), each replicate draws the cluster's class mix from
    Dirichlet(checked + 1/C) and spreads the cluster's weighted grains over the classes by it.
-   Clusters without such a check are taken as pure (their impurity is not known).
+   Clusters without such a check are taken as pure (their impurity is not known). The share drawn
+   for a class that no cluster is counted as (clumps, debris: excluded clusters) is not counted.
 
 The reported interval is the 2.5-97.5 % range of the replicates, widened where needed to contain
 the point estimate (the named-cluster count itself).
@@ -40,8 +41,12 @@ def draw_compositions(naming: np.ndarray, checked: np.ndarray | None, n_classes:
     if checked is None:
         return out
     checked = np.asarray(checked, float).reshape(k, n_classes)
+    counted = np.zeros(n_classes, bool)
+    counted[naming[named]] = True
     for c in np.flatnonzero(named & (checked.sum(axis=1) > 0)):
         out[:, c, :] = rng.dirichlet(checked[c] + 1.0 / n_classes, size=n_boot)
+    # grains of classes no cluster is counted as (e.g. clumps, debris) would not be counted if seen
+    out[:, :, ~counted] = 0.0
     return out
 
 

@@ -6,8 +6,13 @@ variables back into the store, so that anyone can see what was counted:
 
 - ``duplicate_of (particle)`` int: -1 for a grain's kept view, else the index of the kept view of
   the same grain in a neighbouring frame;
-- ``count_weight (particle)`` float: the grain's weight in the corrected counts (0 for repeats,
-  chopped views and clumps; ``1 / P(seen whole)`` otherwise).
+- ``count_weight (particle)`` float: the grain's weight in the corrected counts (0 for repeats and
+  chopped views; ``1 / P(seen whole)`` otherwise).
+
+Grains flagged ``clump`` keep their weight: the flag is a shape hint that mostly fires on single
+irregular grains (broken foraminifera above all), so leaving them out biases the class mix; clumps
+are left to the expert, who excludes the clusters they form (``exclude_cluster(..., "clump")``).
+``count_sample(..., exclude_clumps=True)`` leaves them out instead.
 
 The store attribute ``counting`` records how (``mode``: ``plate`` or ``per frame``, and ``note``).
 """
@@ -65,7 +70,7 @@ def layout_of(path: str | Path) -> FrameLayout:
     return frame_layout(xy, attrs.get("pixel_size_um"), height, width, plate=plate_of_positions(attrs, n_positions))
 
 
-def count_sample(path: str | Path, *, write: bool = True, warn: bool = True) -> SampleCount:
+def count_sample(path: str | Path, *, write: bool = True, warn: bool = True, exclude_clumps: bool = False) -> SampleCount:
     """Join repeats and weight whole grains of one store; write ``duplicate_of`` and ``count_weight``.
 
     A store counted per frame gets one :class:`CountingWarning` naming the sample and the reason.
@@ -79,7 +84,8 @@ def count_sample(path: str | Path, *, write: bool = True, warn: bool = True) -> 
         note = "grains have no position or box: counted as found, without edge correction"
         if warn:
             warnings.warn(f"{Path(path).name.removesuffix('.zarr')}: {note}", CountingWarning, stacklevel=2)
-        return SampleCount(np.full(n, -1, np.int64), (~chopped & ~clump).astype(float), "per frame", note)
+        counted = ~chopped & ~clump if exclude_clumps else ~chopped
+        return SampleCount(np.full(n, -1, np.int64), counted.astype(float), "per frame", note)
     layout = layout_of(path)
     if warn and layout.note:
         warnings.warn(f"{Path(path).name.removesuffix('.zarr')}: {layout.note}", CountingWarning, stacklevel=2)
@@ -90,7 +96,7 @@ def count_sample(path: str | Path, *, write: bool = True, warn: bool = True) -> 
     sharp = np.asarray(read_array(path, "sharpness"), float).reshape(n, -1) if "sharpness" in names else None
     duplicate_of = join_appearances(position, bbox, layout, chopped=chopped, sharpness=sharp)
     p = whole_view_probability(bbox[:, 3] - bbox[:, 1], bbox[:, 2] - bbox[:, 0], layout)
-    weight = count_weights(chopped, duplicate_of, p, excluded=clump)
+    weight = count_weights(chopped, duplicate_of, p, excluded=clump if exclude_clumps else None)
     if write:
         _write(path, duplicate_of, weight, layout)
     return SampleCount(duplicate_of, weight, layout.mode, layout.note)

@@ -16,7 +16,7 @@ KINDS = list(GRAIN_KINDS)
 
 
 def perfectly_segmented(archive, key, *, overlap: float, seed: int):
-    """A simulated sample whose grains are the simulator's per-frame objects, clustered by kind."""
+    """A simulated sample whose grains are the simulator's per-frame objects, clustered by kind (clumps: 4)."""
     path = simulate_sample(archive, key, n_positions=9, seed=seed, overlap=overlap, grains_per_mm2=2.5, **FRAME)
     truth = read_truth(path)
     n = len(truth)
@@ -25,7 +25,7 @@ def perfectly_segmented(archive, key, *, overlap: float, seed: int):
         "bbox": truth[["y0", "x0", "y1", "x1"]].to_numpy(np.int64),
         "chopped": truth.chopped.to_numpy(bool),
         "clump": truth.clump.to_numpy(bool),
-        "cluster": truth.kind.map(KINDS.index).to_numpy(np.int32),
+        "cluster": np.where(truth.clump, 4, truth.kind.map(KINDS.index)).astype(np.int32),
     }
     create_variables(path, {name: (("particle",) + (("corner",) if a.ndim == 2 else ()), a.shape, a.dtype,
                                    (n,) + a.shape[1:]) for name, a in arrays.items()})
@@ -40,8 +40,8 @@ def test_overlapping_scan_counts_each_grain_once_and_falls_back_without_position
     path_b, truth_b = perfectly_segmented(archive, b, overlap=0.3, seed=12)
     catalog.store._group(path_b, "r+")["stage_xy_mm"][4] = np.nan  # a position lost its stage record
     with pytest.warns(CountingWarning, match=r"OV_2-4cm: stage positions missing for 1 of 9 positions: counted per frame"):
-        ds = build_proportions(archive, [a, b], 4, labels_mapping=dict(enumerate(KINDS)), classes=KINDS,
-                               proxies=DEFAULT_PROXIES)
+        ds = build_proportions(archive, [a, b], 5, labels_mapping={**dict(enumerate(KINDS)), 4: None},
+                               classes=KINDS, proxies=DEFAULT_PROXIES)
     assert list(ds["counting"].values) == ["plate", "per frame"]
     assert ds["counting_note"].values[0] == ""
     # sample A: repeats marked in the store, one kept view per grain; nothing dropped
@@ -53,10 +53,12 @@ def test_overlapping_scan_counts_each_grain_once_and_falls_back_without_position
     # sample B: counted per frame, nothing joined, every plain grain weighted
     assert int(ds["n_repeats"].values[1]) == 0
     plain_b = ~truth_b.chopped.to_numpy() & ~truth_b.clump.to_numpy()
-    assert ((read_array(path_b, "count_weight") > 0) == plain_b).all()
+    # clump-flagged grains keep their weight (the expert excludes the clusters of clumps)
+    assert ((read_array(path_b, "count_weight") > 0) == ~truth_b.chopped.to_numpy()).all()
     # raw counts are unchanged, the corrected ones sit next to them
     assert int(ds["count"].values[1].sum()) == int(plain_b.sum())
     assert np.isclose(ds["count_corrected"].values[0].sum(), weight.sum())
+    assert float(ds["class_count_corrected"].values[0].sum()) < weight.sum()  # the clumps' cluster is excluded
     # the corrected fraction is near the plate truth, which lies within its interval
     grains, _ = read_plate_truth(path_a)
     truth = plate_fractions(grains, KINDS)
