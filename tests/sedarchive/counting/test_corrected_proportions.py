@@ -108,3 +108,21 @@ def test_labels_record_what_the_expert_checked(archive):
     with pytest.raises(lab.LabelsError, match="cluster 4: checked must map classes"):
         lab.name_cluster(archive, 4, "quartz", checked={"mica": 3})
     assert 4 not in lab.load_labels(archive).clusters  # the bad decision was not saved
+
+
+def test_report_says_which_samples_are_counted_per_frame(archive):
+    import pandas as pd
+
+    from catalog import update_attrs
+    from sedarchive.report.page import _summary
+    from sedarchive.report.summary import run_summary
+
+    on_plate, _ = perfectly_segmented(archive, SampleKey("RP", 0, 2), overlap=0.2, seed=5)
+    count_sample(on_plate)
+    lone = simulate_sample(archive, SampleKey("RP", 2, 4), n_positions=1, seed=6, **FRAME)
+    update_attrs(lone, counting={"mode": "per frame", "note": "no stage positions: counted per frame"})
+    table = pd.DataFrame({"chopped": [False], "clump": [False], "cluster": [0]})
+    summary = run_summary(archive, archive.keys(), table, {}, settings={})
+    assert summary["counting"] == {"plate": 1, "per_frame": [("RP_2-4cm", "no stage positions: counted per frame")]}
+    html = _summary({**summary, "report_timings_s": {}})
+    assert "1 sample(s) on the plate" in html and "RP_2-4cm: no stage positions: counted per frame" in html
