@@ -262,6 +262,8 @@ def main() -> None:
     parser.add_argument("--crop-size", type=int, default=64, help="grain image side in px (default 64, the cpu preset's input)")
     parser.add_argument("--workdir", help="where the temporary archive goes (default: the system temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the archive")
+    parser.add_argument("--archive", help="use (and keep) this archive: simulated here when empty, else resumed "
+                                          "(every stage skips finished work)")
     parser.add_argument("--json", help="also write the per-sample figures here")
     parser.add_argument("--edges-only", action="store_true",
                         help="only the first step (a perfect segmenter's objects counted): no pipeline, a minute or two")
@@ -271,7 +273,11 @@ def main() -> None:
     load = os.getloadavg()
     start = time.perf_counter()
     try:
-        archive = simulate(workdir / "archive", opts.samples, positions, opts.overlap, opts.density)
+        if opts.archive and Archive.create(opts.archive).keys():
+            archive = Archive.open(opts.archive)
+        else:
+            archive = simulate(Path(opts.archive) if opts.archive else workdir / "archive", opts.samples, positions,
+                               opts.overlap, opts.density)
         simulate_s = time.perf_counter() - start
         if opts.edges_only:
             print("\n".join(edges_only(archive)))
