@@ -248,6 +248,40 @@ def _axis(lo: float, hi: float, frame: float, overlap: float) -> list[float]:
     return [lo + frame / 2 + i * step for i in range(n)]
 
 
+#: Largest grain expected on a plate, mm (the upper end of the usual sieved fraction).
+LARGEST_GRAIN_MM = 0.5
+
+
+def overlap_for_grain(plan: ScanPlan, largest_grain_mm: float = LARGEST_GRAIN_MM) -> float:
+    """The least overlap (rounded up to whole percent) whose shared strip is as wide as the largest grain.
+
+    With it every grain lies whole in at least one frame (except at the border of the scanned
+    area), so frame edges cut no grain out of the count and repeats can be joined.
+
+    Examples
+    --------
+    >>> overlap_for_grain(ScanPlan(width=1280, height=1024, pixel_size_um=1.5), 0.5)
+    0.33
+    """
+    if not largest_grain_mm > 0:
+        raise PlanError(f"largest grain {largest_grain_mm} mm must be positive")
+    side = min(plan.frame_mm)
+    if largest_grain_mm >= side:
+        raise PlanError(f"the largest grain ({largest_grain_mm:g} mm) does not fit in a frame "
+                        f"({plan.frame_mm[0]:.3g} x {plan.frame_mm[1]:.3g} mm): no overlap can show it whole")
+    return math.ceil(round(largest_grain_mm / side * 100, 6)) / 100
+
+
+def overlap_warning(plan: ScanPlan, largest_grain_mm: float = LARGEST_GRAIN_MM) -> str:
+    """One line when the plan's overlap is narrower than the largest grain expected, else ``""``."""
+    shared = plan.overlap * min(plan.frame_mm)
+    if shared + 1e-9 >= largest_grain_mm:
+        return ""
+    return (f"overlap {plan.overlap:.0%} shares {shared:.3g} mm between frames, less than the largest grain "
+            f"expected ({largest_grain_mm:g} mm): grains cut by frame edges are then only estimated (edge "
+            f"weights), not seen; --overlap auto would use {overlap_for_grain(plan, largest_grain_mm):.0%}")
+
+
 def parse_offsets(text: str | Sequence[float]) -> tuple[float, ...]:
     """``"-50,-30,-10,10,30,50"`` (µm) to a tuple of floats."""
     if not isinstance(text, str):

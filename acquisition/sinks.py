@@ -90,6 +90,7 @@ def prepare_sample(archive: Archive, key: SampleKey, plan: ScanPlan, *, devices:
         path = archive.create_sample(key, plan.n_positions, plan.n_layers, plan.height, plan.width,
                                      focal_offsets_um=plan.focal_offsets_um, pixel_size_um=plan.pixel_size_um)
         catalog.record_stage(path, "acquire", settings, acquire_devices=dict(devices or {}))
+        _record_plates(path, plan)
         return path
     path = archive.sample_path(key)
     attrs = catalog.read_attrs(path)
@@ -105,4 +106,10 @@ def prepare_sample(archive: Archive, key: SampleKey, plan: ScanPlan, *, devices:
                         "resume it with the same plan, or remove it first")
     if devices:
         catalog.update_attrs(path, acquire_devices=dict(devices))
+    _record_plates(path, plan)
     return path
+
+
+def _record_plates(path: Path, plan: ScanPlan) -> None:
+    """The plate of each position, so that counting keeps the frames of different plates apart."""
+    catalog.update_attrs(path, plate_of_position=[int(p.plate) for p in plan.positions()])

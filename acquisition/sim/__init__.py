@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from acquisition.sim.grains import DIAMETER_MM, GRAIN_KINDS, Sprite, draw_grain
 from acquisition.sim.plate import VirtualPlate
+from acquisition.sim.plate_truth import plate_fractions, read_plate_truth, scan_truth, write_plate_truth
 from acquisition.sim.render import DEFAULT_FOCAL_OFFSETS_UM, PLATE_GREEN, TRUTH_COLUMNS, frame_truth, render_stack, truth_at
 from acquisition.sim.sample import (
     default_focal_offsets,
@@ -37,11 +38,15 @@ __all__ = [
     "default_focal_offsets",
     "draw_grain",
     "frame_truth",
+    "plate_fractions",
+    "read_plate_truth",
     "read_truth",
     "render_stack",
+    "scan_truth",
     "simulate_sample",
     "tile_positions",
     "truth_at",
     "truth_path",
+    "write_plate_truth",
     "write_truth",
 ]

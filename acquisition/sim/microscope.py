@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 import catalog
@@ -28,6 +29,7 @@ from acquisition.plan import ScanPlan
 from acquisition.sim.camera import SimulatedCamera
 from acquisition.sim.controller import Fault, SimulatedController
 from acquisition.sim.plate import VirtualPlate
+from acquisition.sim.plate_truth import scan_truth, write_plate_truth
 from acquisition.sim.render import TRUTH_COLUMNS, truth_at
 from acquisition.sim.sample import write_truth
 
@@ -153,7 +155,7 @@ class TruthSink:
 
 
 def write_scan_truth(store_path: str | Path, plan: ScanPlan, plates: list[VirtualPlate]) -> Path | None:
-    """Write ``<name>.truth.csv`` for the positions of a scanned store (from its ``stage_xy_mm``).
+    """Write ``<name>.truth.csv`` and the plate truth for the positions of a scanned store (from its ``stage_xy_mm``).
 
     Nothing is written (``None``) when the store was not scanned with ``plan``.
     """
@@ -162,12 +164,20 @@ def write_scan_truth(store_path: str | Path, plan: ScanPlan, plates: list[Virtua
     done = catalog.positions_done(store_path)
     xy = catalog.read_array(store_path, "stage_xy_mm")
     tables = []
+    frames = []
     for position in plan.positions():
         if not done[position.index]:
             continue
+        frames.append((position.plate, *xy[position.index]))
         truth = truth_at(plates[position.plate], *xy[position.index], height=plan.height, width=plan.width,
                          pixel_size_um=plan.pixel_size_um)
         truth["position"] = position.index
         tables.append(truth)
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(TRUTH_COLUMNS))
+    grains, appearances = scan_truth(plates, frames, height=plan.height, width=plan.width,
+                                     pixel_size_um=plan.pixel_size_um)
+    # scan_truth numbers the done positions 0, 1, ...; give them their store index
+    done_index = [p.index for p in plan.positions() if done[p.index]]
+    appearances["position"] = np.asarray(done_index, int)[appearances["position"].to_numpy(int)] if len(appearances) else []
+    write_plate_truth(store_path, grains, appearances)
     return write_truth(store_path, table)

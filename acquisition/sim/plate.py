@@ -53,6 +53,7 @@ class VirtualPlate:
         *,
         focus_range_um: tuple[float, float] = (-40.0, 40.0),
         min_gap_mm: float = 0.04,
+        diameter_mm: Mapping[str, tuple[float, float]] | None = None,
     ) -> VirtualPlate:
         """Scatter grains over the plate, deterministically for ``seed``.
 
@@ -72,12 +73,16 @@ class VirtualPlate:
             Range of the grains' focus heights (uniform).
         min_gap_mm
             Least gap between grains that are not meant to touch.
+        diameter_mm
+            Range ``(low, high)`` of each kind's diameter in mm (uniform within it); kinds not given
+            keep :data:`~acquisition.sim.grains.DIAMETER_MM` (forams largest, dark grains smallest).
         """
         if width_mm <= 0 or height_mm <= 0 or grains_per_mm2 < 0:
             raise ValueError("plate size must be positive and the grain density not negative")
         if not 0.0 <= clump_fraction <= 1.0:
             raise ValueError(f"clump_fraction {clump_fraction} is not between 0 and 1")
         fractions = _fractions(kind_fractions)
+        sizes = _sizes(diameter_mm)
         rng = np.random.default_rng(seed)
         n_target = int(rng.poisson(grains_per_mm2 * width_mm * height_mm))
         kinds: list[int] = []
@@ -86,7 +91,7 @@ class VirtualPlate:
         diameters: list[float] = []
         for _ in range(n_target):
             kind = int(rng.choice(len(GRAIN_KINDS), p=fractions))
-            lo, hi = DIAMETER_MM[GRAIN_KINDS[kind]]
+            lo, hi = sizes[GRAIN_KINDS[kind]]
             d = float(rng.uniform(lo, hi))
             touching = bool(xs) and rng.random() < clump_fraction
             for _attempt in range(30):
@@ -152,6 +157,18 @@ def _fractions(kind_fractions: Mapping[str, float] | None) -> np.ndarray:
     if (shares < 0).any() or shares.sum() <= 0:
         raise ValueError(f"kind_fractions {dict(kind_fractions)} must be non-negative and not all zero")
     return shares / shares.sum()
+
+
+def _sizes(diameter_mm: Mapping[str, tuple[float, float]] | None) -> dict[str, tuple[float, float]]:
+    sizes = dict(DIAMETER_MM)
+    for kind, bounds in (diameter_mm or {}).items():
+        if kind not in GRAIN_KINDS:
+            raise ValueError(f"unknown grain kind {kind!r} in diameter_mm; expected some of {', '.join(GRAIN_KINDS)}")
+        lo, hi = (float(v) for v in bounds)
+        if not 0 < lo <= hi:
+            raise ValueError(f"diameter range {bounds} of {kind} must be 0 < low <= high (mm)")
+        sizes[kind] = (lo, hi)
+    return sizes
 
 
 def _free(x: float, y: float, d: float, xs: list[float], ys: list[float], diameters: list[float],

@@ -2,8 +2,10 @@
 
 :func:`simulate_sample` is the fast synthetic-data factory of tests, benchmarks and the demo: it
 renders each stage position with :func:`~acquisition.sim.render.render_stack` and writes it through
-``catalog`` exactly as a scan would (no serial port). The ground truth goes to
-``samples/<core>/<name>.truth.csv`` beside the store.
+``catalog`` exactly as a scan would (no serial port). The ground truth goes beside the store:
+``samples/<core>/<name>.truth.csv`` (objects per frame) and the plate truth
+(:mod:`acquisition.sim.plate_truth`: ``<name>.grains.csv``, every grain on the plate, and
+``<name>.appearances.csv``, every appearance of a grain in a frame).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from catalog import Archive, SampleKey
 from acquisition.errors import TruthError
 from acquisition.sim.grains import GRAIN_KINDS
 from acquisition.sim.plate import VirtualPlate
+from acquisition.sim.plate_truth import scan_truth, write_plate_truth
 from acquisition.sim.render import DEFAULT_FOCAL_OFFSETS_UM, TRUTH_COLUMNS, render_stack
 
 TRUTH_SUFFIX = ".truth.csv"
@@ -78,12 +81,14 @@ def simulate_sample(
     overlap: float = 0.0,
     focal_offsets_um: Sequence[float] | None = None,
     plate: VirtualPlate | None = None,
+    diameter_mm: Mapping[str, tuple[float, float]] | None = None,
 ) -> Path:
     """Scan a virtual plate into a new sample of ``archive`` (status ``acquired``); return its store path.
 
     With the defaults a 256x320 frame holds about 5-15 grains, 15-60 px across. Positions form a
     row-major grid of frames (``overlap`` is the shared fraction of neighbouring frames); the plate
-    is generated from ``seed`` to fit the grid unless one is given.
+    is generated from ``seed`` to fit the grid unless one is given; ``diameter_mm`` sets the size
+    range of each kind (:meth:`VirtualPlate.generate`).
 
     Examples
     --------
@@ -113,6 +118,7 @@ def simulate_sample(
             grains_per_mm2=grains_per_mm2,
             kind_fractions=kind_fractions,
             clump_fraction=clump_fraction,
+            diameter_mm=diameter_mm,
         )
     settings = {
         "microscope": "simulated", "seed": int(seed), "plate_seed": plate.seed,
@@ -130,6 +136,9 @@ def simulate_sample(
         truth["position"] = index
         tables.append(truth)
     write_truth(path, pd.concat(tables, ignore_index=True))
+    grains, appearances = scan_truth([plate], [(0, x, y) for x, y in centres], height=height, width=width,
+                                     pixel_size_um=pixel_size_um)
+    write_plate_truth(path, grains, appearances)
     catalog.record_stage(path, "acquire", settings)
     archive.set_status(key, "acquired")
     return path

@@ -43,7 +43,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     plan.add_argument("--area", action="append", metavar="X0,Y0,X1,Y1",
                       help="plate area in stage mm (repeat for plates with different areas)")
     plan.add_argument("--plates", type=int, metavar="N", help="number of plates of the same area, loaded in turn")
-    plan.add_argument("--overlap", type=float, help="shared fraction of neighbouring frames (default 0)")
+    plan.add_argument("--overlap", metavar="F|auto",
+                      help="shared fraction of neighbouring frames (default 0), or auto: just wider than the "
+                           "largest grain, so that every grain is seen whole in some frame")
+    plan.add_argument("--largest-grain", type=float, default=None, metavar="MM",
+                      help="largest grain expected, in mm (default 0.5): a smaller overlap is warned about")
     plan.add_argument("--focal-offsets", metavar="UM,UM,...", help="focal offsets in µm (default -50,-30,-10,10,30,50)")
     plan.add_argument("--z", type=float, metavar="MM", help="stage height of the middle focal plane")
     plan.add_argument("--frame", metavar="WxH", help="frame size in pixels (default 1280x1024)")
@@ -68,7 +72,7 @@ def build_plan(args: argparse.Namespace):
     from dataclasses import replace
 
     from acquisition.errors import PlanError
-    from acquisition.plan import PlateArea, ScanPlan, parse_offsets
+    from acquisition.plan import LARGEST_GRAIN_MM, PlateArea, ScanPlan, overlap_for_grain, overlap_warning, parse_offsets
 
     plan = ScanPlan.load(args.plan) if args.plan else ScanPlan()
     changes: dict = {}
@@ -76,8 +80,13 @@ def build_plan(args: argparse.Namespace):
         changes["plates"] = tuple(PlateArea.parse(a) for a in args.area)
     if args.plates:
         changes["plates"] = (changes.get("plates") or plan.plates)[:1] * args.plates
-    if args.overlap is not None:
-        changes["overlap"] = args.overlap
+    largest = LARGEST_GRAIN_MM if args.largest_grain is None else args.largest_grain
+    auto = str(args.overlap).strip().lower() == "auto"
+    if args.overlap is not None and not auto:
+        try:
+            changes["overlap"] = float(args.overlap)
+        except ValueError:
+            raise PlanError(f"--overlap {args.overlap!r} is not a fraction (e.g. 0.3) or auto") from None
     if args.focal_offsets:
         changes["focal_offsets_um"] = parse_offsets(args.focal_offsets)
     if args.z is not None:
@@ -98,7 +107,12 @@ def build_plan(args: argparse.Namespace):
         except ValueError:
             raise PlanError(f"--travel {args.travel!r} is not X,Y,Z in mm") from None
     plan = replace(plan, **changes) if changes else plan
-    for warning in plan.check():
+    if auto:
+        plan = replace(plan, overlap=overlap_for_grain(plan, largest))
+    warnings = plan.check()
+    if overlap_warning(plan, largest):
+        warnings.append(overlap_warning(plan, largest))
+    for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return plan
 

@@ -5,14 +5,16 @@
     version: 1
     classes: [quartz, dark, foram_intact, foram_broken, chopped, clump, debris]
     clusters:
-      12: {class: quartz, by: expert, at: "2026-11-24T10:00:00+00:00"}
+      12: {class: quartz, by: expert, at: "2026-11-24T10:00:00+00:00", checked: {quartz: 18, dark: 2}}
       13: {merged_into: 12, by: expert, at: ...}
       40: {excluded: true, reason: chopped, by: expert, at: ...}
 
 The review page records decisions with the small functions :func:`name_cluster`,
 :func:`merge_clusters`, :func:`exclude_cluster`, :func:`clear_cluster` and :func:`add_class`; each
 loads, changes, validates and saves atomically under a lock. :func:`resolve` turns the file into
-``cluster -> class`` (merges followed, exclusions dropped).
+``cluster -> class`` (merges followed, exclusions dropped). A named cluster may carry ``checked``:
+what the expert found when looking at some of its grains one by one (class -> number); the
+proportions' intervals include that measured impurity (:func:`checked_counts`).
 """
 from __future__ import annotations
 
@@ -131,6 +133,12 @@ def validate(labels: Labels, cluster_ids: Iterable[int] | None = None, *, where:
                 raise LabelsError(f"{where}: cluster {cid} is merged into {target!r}, which is not a known cluster")
             if target not in labels.clusters:
                 raise LabelsError(f"{where}: cluster {cid} is merged into cluster {target}, which has no entry")
+        if "checked" in entry:
+            found = entry["checked"]
+            if (not isinstance(found, dict) or not all(c in seen for c in found)
+                    or not all(isinstance(v, int) and v >= 0 for v in found.values())):
+                raise LabelsError(f"{where}: cluster {cid}: checked must map classes ({', '.join(labels.classes)}) "
+                                  f"to grain numbers >= 0, got {found!r}")
         if "excluded" in entry and entry["excluded"] is not True:
             raise LabelsError(f"{where}: cluster {cid}: excluded must be true (remove the entry to include it)")
     resolve(labels, where=where)  # catches merge cycles
@@ -187,6 +195,19 @@ def resolve_cluster(labels: Labels, cluster: int) -> dict[str, Any]:
             "reason": entry.get("reason")}
 
 
+def checked_counts(labels: Labels) -> dict[int, dict[str, int]]:
+    """Cluster id -> what the expert's check of some of its grains found (class -> number), where recorded.
+
+    Examples
+    --------
+    >>> checked_counts(Labels(["quartz", "dark"], {1: {"class": "quartz", "checked": {"quartz": 9, "dark": 1}},
+    ...                                            2: {"class": "dark"}}))
+    {1: {'quartz': 9, 'dark': 1}}
+    """
+    return {cid: {str(k): int(v) for k, v in entry["checked"].items()}
+            for cid, entry in labels.clusters.items() if isinstance(entry.get("checked"), dict)}
+
+
 def save_labels(archive: Archive, labels: Labels, *, cluster_ids: Iterable[int] | None = None) -> Path:
     """Validate, then write labels.yaml atomically (temporary file + rename)."""
     validate(labels, cluster_ids, where=archive.labels_path)
@@ -232,10 +253,16 @@ def _model_ids(archive: Archive, cluster_ids: Iterable[int] | None) -> list[int]
 
 
 def name_cluster(archive: Archive, cluster: int, class_name: str, *, by: str = "expert",
-                 cluster_ids: Iterable[int] | None = None) -> Labels:
-    """Name a cluster (replacing any earlier decision about it)."""
+                 cluster_ids: Iterable[int] | None = None, checked: dict[str, int] | None = None) -> Labels:
+    """Name a cluster (replacing any earlier decision about it).
+
+    ``checked``: what a look at some of its grains one by one found (class -> number of grains).
+    """
     with _editing(archive, _model_ids(archive, cluster_ids)) as labels:
-        labels.clusters[int(cluster)] = {"class": class_name, **_stamp(by)}
+        entry: dict[str, Any] = {"class": class_name, **_stamp(by)}
+        if checked:
+            entry["checked"] = {str(k): int(v) for k, v in checked.items()}
+        labels.clusters[int(cluster)] = entry
     return labels
 
 

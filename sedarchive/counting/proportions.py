@@ -8,10 +8,19 @@ is a down-core series. Variables:
   ``flag_count (sample, flag)`` counts chopped and clump grains apart (a grain may be both);
   ``n_grains``, ``n_flagged``, ``n_unassigned`` per sample, so
   ``count.sum("cluster") + n_flagged + n_unassigned == n_grains``.
+- ``count_corrected (sample, cluster)``: each grain once and unbiased by frame edges
+  (:mod:`sedarchive.counting`: repeats across overlapping frames left out, whole grains weighted by
+  the inverse of their chance to be seen whole; grains flagged clump are kept, for the expert to
+  exclude the clusters of clumps); ``n_repeats (sample)``, and ``counting (sample)``
+  (``plate`` or ``per frame``) with ``counting_note`` saying why a sample is counted per frame.
 - once ``labels.yaml`` names clusters: ``cluster_class (cluster)``, ``class_count (sample, class)``,
   ``n_classified`` (grains of named, not excluded clusters), ``class_fraction`` with its 95% Wilson
-  interval ``class_fraction_lower`` / ``class_fraction_upper``, and one variable per proxy with
-  ``<proxy>_lower`` / ``<proxy>_upper``.
+  interval ``class_fraction_lower`` / ``class_fraction_upper`` (raw counts, sampling error only);
+  ``class_count_corrected`` and ``class_fraction_corrected`` with 95 % bootstrap bounds
+  ``class_fraction_corrected_lower`` / ``_upper`` (grains, edge weights and the clusters' checked
+  impurity: :mod:`sedarchive.counting.intervals`); and one variable per proxy with
+  ``<proxy>_lower`` / ``<proxy>_upper``, from the corrected counts, next to ``<proxy>_raw`` with its
+  Wilson bounds ``<proxy>_raw_lower`` / ``<proxy>_raw_upper``.
 
 A proxy is ``sum(numerator classes) / sum(denominator classes)``. When the numerator classes are part
 of the denominator it is a proportion (Wilson interval); when they are disjoint it is a ratio
@@ -35,7 +44,9 @@ from catalog.files import write_dataset
 from catalog.store import GRAIN_FLAGS, array_names, read_flags
 from sedarchive.clustering.model import current_model
 from sedarchive.errors import InputError
-from sedarchive.counting.labels import load_labels, resolve
+from sedarchive.counting.class_estimates import corrected_estimates
+from sedarchive.counting.labels import checked_counts, load_labels, resolve
+from sedarchive.counting.sample import count_sample
 
 FLAGS = GRAIN_FLAGS
 
@@ -123,8 +134,15 @@ def sample_counts(path: str | Path, n_clusters: int) -> dict[str, Any]:
     plain = cluster[~flagged]
     if plain.size and plain.max() >= n_clusters:
         raise InputError(f"{Path(path).name}: cluster id {plain.max()} is beyond the model's {n_clusters} clusters")
+    counted = count_sample(path)
+    weight = np.where(cluster >= 0, counted.weight, 0.0) if n else np.empty(0)
     return {
         "count": np.bincount(plain[plain >= 0], minlength=n_clusters),
+        "count_corrected": np.bincount(np.clip(cluster, 0, None), weights=weight, minlength=n_clusters)[:n_clusters],
+        "grains": (cluster, weight),
+        "n_repeats": counted.n_repeats,
+        "counting": counted.mode,
+        "counting_note": counted.note,
         "flag_count": [int(flags[f].sum()) for f in FLAGS],
         "n_grains": n,
         "n_flagged": int(flagged.sum()),
@@ -134,8 +152,9 @@ def sample_counts(path: str | Path, n_clusters: int) -> dict[str, Any]:
 
 def build_proportions(archive: Archive, keys: Sequence[SampleKey], n_clusters: int, *,
                       labels_mapping: Mapping[int, str | None] | None = None, classes: Sequence[str] = (),
-                      proxies: Sequence[Proxy] = DEFAULT_PROXIES, attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
-    """The proportions Dataset of ``keys`` (in memory)."""
+                      proxies: Sequence[Proxy] = DEFAULT_PROXIES, attrs: Mapping[str, Any] | None = None,
+                      checked: Mapping[int, Mapping[str, int]] | None = None) -> xr.Dataset:
+    """The proportions Dataset of ``keys`` (in memory); ``checked``: the expert's check of each cluster."""
     rows = [sample_counts(archive.sample_path(k), n_clusters) for k in keys]
     count = np.array([r["count"] for r in rows], dtype=np.int64).reshape(len(keys), n_clusters)
     ds = xr.Dataset(
@@ -145,6 +164,11 @@ def build_proportions(archive: Archive, keys: Sequence[SampleKey], n_clusters: i
             "n_grains": ("sample", np.array([r["n_grains"] for r in rows], np.int64)),
             "n_flagged": ("sample", np.array([r["n_flagged"] for r in rows], np.int64)),
             "n_unassigned": ("sample", np.array([r["n_unassigned"] for r in rows], np.int64)),
+            "count_corrected": (("sample", "cluster"),
+                                np.array([r["count_corrected"] for r in rows], float).reshape(len(keys), n_clusters)),
+            "n_repeats": ("sample", np.array([r["n_repeats"] for r in rows], np.int64)),
+            "counting": ("sample", np.array([r["counting"] for r in rows], dtype=object)),
+            "counting_note": ("sample", np.array([r["counting_note"] for r in rows], dtype=object)),
         },
         coords={
             "sample": np.array([k.name for k in keys], dtype=object),
@@ -158,8 +182,41 @@ def build_proportions(archive: Archive, keys: Sequence[SampleKey], n_clusters: i
         attrs=dict(attrs or {}),
     )
     ds["count"].attrs["description"] = "grains per cluster, chopped and clump grains left out"
+    ds["count_corrected"].attrs["description"] = ("grains per cluster counted once across overlapping frames, "
+                                                  "weighted by 1 / P(seen whole) (Miles-Lantuejoul)")
     if labels_mapping:
         ds = _with_classes(ds, labels_mapping, list(classes), proxies)
+        ds = _with_corrected(ds, [r["grains"] for r in rows], list(classes), proxies, checked or {})
+    return ds
+
+
+def _with_corrected(ds: xr.Dataset, grains: list[tuple[np.ndarray, np.ndarray]], classes: list[str],
+                    proxies: Sequence[Proxy], checked: Mapping[int, Mapping[str, int]]) -> xr.Dataset:
+    """Corrected class counts, fractions and proxies with bootstrap bounds; proxies use them by default."""
+    names = ds["cluster_class"].values
+    member = np.array([[1 if names[c] == cls else 0 for cls in classes] for c in range(ds.sizes["cluster"])], float)
+    member = member.reshape(ds.sizes["cluster"], len(classes))
+    check = np.zeros_like(member)
+    for cid, found in checked.items():
+        if 0 <= cid < len(check):
+            for cls, n in found.items():
+                if cls in classes:
+                    check[cid, classes.index(cls)] = n
+    spec = [(p.name, [classes.index(c) for c in p.numerator], [classes.index(c) for c in p.denominator])
+            for p in proxies]
+    est = corrected_estimates(grains, member, check, spec)
+    for var in ("class_count", "class_fraction", "class_fraction_lower", "class_fraction_upper"):
+        ds[var.replace("class_count", "class_count_corrected").replace("class_fraction", "class_fraction_corrected")] = (
+            ("sample", "class"), est[var])
+    ds["class_fraction_corrected"].attrs["interval"] = (
+        "95% bootstrap over grains (Poisson, with edge weights) and over cluster contents (Dirichlet of the "
+        "expert's check; unchecked clusters taken as pure)")
+    for proxy in proxies:
+        for suffix in ("", "_lower", "_upper"):
+            ds[f"{proxy.name}_raw{suffix}"] = ds[f"{proxy.name}{suffix}"]
+            ds[f"{proxy.name}{suffix}"] = ("sample", est[f"{proxy.name}{suffix}"], ds[f"{proxy.name}_raw{suffix}"].attrs)
+        ds[proxy.name].attrs["interval"] = "95% bootstrap of the corrected counts (see class_fraction_corrected)"
+        ds[proxy.name].attrs["counts"] = "corrected"
     return ds
 
 
@@ -229,7 +286,7 @@ def write_proportions(archive: Archive, *, proxies: Sequence[Proxy] | None = Non
         "retired_clusters": json.dumps([int(i) for i in np.flatnonzero(model.retired)]),
     }
     ds = build_proportions(archive, keys, model.n_centres, labels_mapping=mapping, classes=labels.classes,
-                           proxies=proxies, attrs=attrs)
+                           proxies=proxies, attrs=attrs, checked=checked_counts(labels) if mapping else None)
     return write_dataset(ds, archive.proportions_path)
 
 

@@ -60,6 +60,11 @@ def _summary(s: dict[str, Any]) -> str:
                                  f"{s['excluded_clusters']} excluded"),
         _row("classes", ", ".join(s["classes"]) or "none"),
     ]
+    counting = s.get("counting") or {}
+    if counting.get("plate") or counting.get("per_frame"):
+        rows.append(_row("counting", f"{counting.get('plate', 0)} sample(s) on the plate (each grain once, "
+                                     f"corrected for frame edges); {len(counting.get('per_frame', []))} per frame"
+                                     + "".join(f"; {name}: {note}" for name, note in counting.get("per_frame", []))))
     settings = []
     for stage, variants in s["stage_settings"].items():
         for text, n in variants.items():

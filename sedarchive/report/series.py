@@ -51,7 +51,7 @@ def _is_bound(name: str) -> bool:
 def proxy_names(ds) -> list[str]:
     """Data variables of ``proportions.zarr`` that are proxies (along ``sample``, not counts or bounds)."""
     return [str(n) for n, v in ds.data_vars.items()
-            if "sample" in v.dims and str(n) not in NOT_PROXIES and not _is_bound(str(n))
+            if "sample" in v.dims and str(n) not in NOT_PROXIES and not _is_bound(str(n)) and not str(n).endswith("_raw")
             and not {"cluster", "class"} & set(v.dims) and v.dtype.kind == "f"]
 
 
@@ -65,12 +65,14 @@ def downcore_series(proportions, table: pd.DataFrame, labels: Labels) -> list[tu
             depth = (ds["depth_top_cm"].values + ds["depth_bottom_cm"].values) / 2
             series: dict[str, tuple] = {}
             if "class_fraction" in ds:
-                lo, hi = bounds_of(ds, "class_fraction")
+                # the corrected fractions (each grain once, unbiased by frame edges) where written
+                frac = "class_fraction_corrected" if "class_fraction_corrected" in ds else "class_fraction"
+                lo, hi = bounds_of(ds, frac)
                 counts = ds["class_count"].sum("sample").values if "class_count" in ds else None
                 for i, cls in enumerate([str(c) for c in ds["class"].values]):
                     if counts is not None and counts[i] == 0:
                         continue
-                    series[f"{cls} fraction"] = (ds["class_fraction"].values[:, i],
+                    series[f"{cls} fraction"] = (ds[frac].values[:, i],
                                                  None if lo is None else lo.values[:, i],
                                                  None if hi is None else hi.values[:, i])
             for name in proxy_names(ds):

@@ -26,10 +26,16 @@ def run_summary(archive: Archive, keys: list[SampleKey], table: pd.DataFrame, la
     statuses: Counter[str] = Counter()
     stage_settings: dict[str, Counter[str]] = defaultdict(Counter)
     timings: dict[str, float] = defaultdict(float)
+    counting: dict[str, Any] = {"plate": 0, "per_frame": []}  # how write_proportions counted (issue 12)
     for key in keys:
         path = archive.sample_path(key)
         meta = store_summary(path)
         attrs = read_attrs(path)
+        how = attrs.get("counting") if isinstance(attrs.get("counting"), dict) else None
+        if how and how.get("mode") == "plate":
+            counting["plate"] += 1
+        elif how:
+            counting["per_frame"].append((key.name, str(how.get("note", ""))))
         statuses[meta["status"]] += 1
         positions += meta["n_positions"]
         if "position_done" in array_names(path):  # frames actually taken, not the template's
@@ -71,6 +77,7 @@ def run_summary(archive: Archive, keys: list[SampleKey], table: pd.DataFrame, la
         "merged_clusters": sum(1 for d in decisions.values() if "merged_into" in d),
         "excluded_clusters": sum(1 for d in decisions.values() if d.get("excluded")),
         "classes": list(labels.classes),
+        "counting": counting,
         "stage_settings": {stage: dict(c) for stage, c in sorted(stage_settings.items(), key=_stage_order)},
         "stage_timings_s": dict(timings),
         "models": current,

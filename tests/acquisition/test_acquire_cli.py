@@ -5,11 +5,16 @@ import pytest
 
 import catalog
 from catalog import Archive, SampleKey
-from acquisition.sim import read_truth
+from acquisition.sim import read_plate_truth, read_truth
 from sedarchive.cli import main
 
 SMALL = ["--core", "SIM-3", "--depth", "10-12", "--area", "0,0,2.5,2", "--frame", "160x128", "--pixel-size", "8"]
 KEY = SampleKey("SIM-3", 10, 12)
+
+
+def _without_warnings(err: str) -> str:
+    """stderr less the plan's warnings (a plan without overlap is warned about)."""
+    return "".join(line for line in err.splitlines(keepends=True) if not line.startswith("warning: "))
 
 
 def test_simulated_scan_from_options(tmp_path, capsys):
@@ -22,6 +27,10 @@ def test_simulated_scan_from_options(tmp_path, capsys):
     assert archive.open_sample(KEY).stacks.shape == (8, 6, 128, 160, 3)
     truth = read_truth(archive.sample_path(KEY))
     assert sorted(set(truth.position)) == list(range(8))
+    grains, appearances = read_plate_truth(archive.sample_path(KEY))  # the plate truth of both plates
+    assert set(grains.plate) == {0, 1} and grains.in_scan.any()
+    assert set(appearances.position) == set(range(8))
+    assert set(appearances.loc[appearances.position >= 4, "plate"]) == {1}
 
 
 def test_list_checks_and_prints_without_motion(tmp_path, capsys):
@@ -45,7 +54,7 @@ def test_plan_file_and_overrides(tmp_path, capsys):
 def test_fault_then_resume(tmp_path, capsys):
     args = ["acquire", str(tmp_path / "a"), *SMALL, "--simulate", "--quiet"]
     assert main([*args, "--sim-fault", "alarm@9"]) == 2
-    err = capsys.readouterr().err
+    err = _without_warnings(capsys.readouterr().err)
     assert err.startswith("sedarchive acquire: error: scan of SIM-3_10-12cm stopped at position 2/4: ")
     assert "ALARM:1 (hard limit triggered" in err and "during 'G0 Z" in err and "(1 position saved;" in err
     assert "run the same scan again to resume" in err
@@ -69,7 +78,7 @@ def test_fault_then_resume(tmp_path, capsys):
 ])
 def test_bad_input_is_one_line(tmp_path, capsys, extra, message):
     assert main(["acquire", str(tmp_path / "a"), *SMALL, *extra]) == 2
-    err = capsys.readouterr().err.strip()
+    err = _without_warnings(capsys.readouterr().err).strip()
     assert err.startswith("sedarchive acquire: error: ") and message in err
     assert len(err.splitlines()) == 1
 
@@ -97,3 +106,22 @@ def test_serial_port_with_the_simulated_camera(tmp_path, capsys):
     assert ds.attrs["acquire_devices"]["stage"].startswith("GRBL stage on /dev/")
     assert ds.stacks.values.std() > 10  # real pictures of grains on the plate, not blank frames
     assert len(read_truth(archive.sample_path(KEY))) > 0
+
+
+def test_overlap_narrower_than_the_largest_grain_is_warned_and_auto_fixes_it(tmp_path, capsys):
+    assert main(["acquire", str(tmp_path / "a"), *SMALL, "--simulate", "--list", "--overlap", "0.05"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: overlap 5% shares 0.0512 mm between frames, less than the largest grain expected (0.5 mm)" in err
+    assert "--overlap auto would use 49%" in err
+    assert main(["acquire", str(tmp_path / "a"), *SMALL, "--simulate", "--list", "--overlap", "auto",
+                 "--largest-grain", "0.3"]) == 0
+    out, err = capsys.readouterr()
+    assert "overlap 30%" in out and "warning: overlap" not in err
+    assert main(["acquire", str(tmp_path / "a"), *SMALL, "--simulate", "--list", "--overlap", "lots"]) == 2
+    assert "--overlap 'lots' is not a fraction (e.g. 0.3) or auto" in capsys.readouterr().err
+
+
+def test_scan_records_the_plate_of_each_position(tmp_path, capsys):
+    assert main(["acquire", str(tmp_path / "a"), *SMALL, "--simulate", "--plates", "2", "--quiet"]) == 0
+    attrs = catalog.read_attrs(Archive.open(tmp_path / "a").sample_path(KEY))
+    assert attrs["plate_of_position"] == [0, 0, 0, 0, 1, 1, 1, 1]
