@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from catalog import create_variables, read_array, read_attrs, update_attrs, write_region
-from catalog.store import array_names
+from catalog.store import array_names, array_shape
 from sedarchive.counting.edge_correction import count_weights, whole_view_probability
 from sedarchive.counting.frames import FrameLayout, frame_layout, per_frame_layout
 from sedarchive.counting.repeats import join_appearances
@@ -119,9 +119,7 @@ def _write(path: str | Path, duplicate_of: np.ndarray, weight: np.ndarray, layou
 
 def _shape(path: str | Path, name: str) -> tuple[int, ...]:
     """Shape of one array of the store (reads metadata only)."""
-    import zarr
-
-    return tuple(int(v) for v in zarr.open_group(str(path), mode="r", zarr_format=3)[name].shape)
+    return tuple(int(v) for v in array_shape(path, name))
 
 
 def _stack_shape(path: str | Path) -> tuple[int, ...]:
