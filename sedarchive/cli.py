@@ -26,6 +26,8 @@ from sedarchive.commands import (
     train,
 )
 
+_default_formatwarning = None
+
 #: the verbs in the order ``--help`` lists them (each module imports its heavy stacks only when it runs)
 COMMANDS = (demo, acquire, ingest, catalog_verb, segment, train, encode, cluster, report, run, review, export)
 VERBS = tuple(module.__name__.rpartition(".")[2] for module in COMMANDS)
@@ -45,9 +47,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings meant for the user (sedarchive's own) as one line, not as a source location."""
+    module = getattr(category, "__module__", "")
+    if module.startswith(("sedarchive", "catalog")):
+        print(f"sedarchive: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(_default_formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
+    global _default_formatwarning
+    _default_formatwarning = warnings.formatwarning
     parser = build_parser()
     args = parser.parse_args(argv)
+    saved = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         code = args.func(args)
     except SedarchiveError as err:
@@ -56,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"sedarchive {args.verb}: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = saved
     return int(code or 0)
 
 

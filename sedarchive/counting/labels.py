@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import re
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,8 @@ class Labels:
     classes: list[str] = field(default_factory=lambda: list(DEFAULT_CLASSES))
     clusters: dict[int, dict[str, Any]] = field(default_factory=dict)
     kmeans_id: str | None = None  # the model whose clusters these are (absent in hand-written files)
+    #: set by :func:`current_labels` when the file names another model's clusters (then ``clusters`` is empty)
+    stale_note: str = ""
 
     def to_yaml(self) -> dict[str, Any]:
         out: dict[str, Any] = {"version": VERSION}
@@ -60,6 +63,39 @@ class Labels:
     def belongs_to(self, model: Any) -> bool:
         """True when these names are about ``model``'s clusters (its own id, or one it was split from)."""
         return not self.kmeans_id or self.kmeans_id == model.id or self.kmeans_id in model.info.get("lineage", [])
+
+
+class StaleLabelsWarning(UserWarning):
+    """labels.yaml names the clusters of another K-means model; its names were not applied."""
+
+
+def stale_note(labels: Labels, model: Any) -> str:
+    """The one message every reader gives when labels.yaml belongs to another model ("" when it does not)."""
+    if model is None or labels.belongs_to(model):
+        return ""
+    return (f"labels.yaml names the clusters of K-means model {labels.kmeans_id}, not of the current "
+            f"{model.id}: its class names are not applied (move it aside and name the new clusters)")
+
+
+def current_labels(archive: Archive, *, warn: bool = True) -> Labels:
+    """The names that apply to the current K-means model: the one reader of labels for every output.
+
+    Export, report, proportions and the review page all call this, so stale names (made for the
+    clusters of a model since refitted) are refused the same way everywhere: the class list is kept,
+    the cluster decisions are dropped, and :attr:`Labels.stale_note` says why (also issued as a
+    :class:`StaleLabelsWarning` unless ``warn=False``). Names that do belong to the model are
+    validated against its cluster ids.
+    """
+    labels = load_labels(archive)
+    model = current_model(archive)
+    note = stale_note(labels, model)
+    if note:
+        if warn:
+            warnings.warn(note, StaleLabelsWarning, stacklevel=2)
+        return Labels(list(labels.classes), {}, labels.kmeans_id, note)
+    if model is not None:
+        validate(labels, range(model.n_centres), where=archive.labels_path)
+    return labels
 
 
 def load_labels(archive: Archive, *, cluster_ids: Iterable[int] | None = None) -> Labels:
@@ -213,7 +249,7 @@ def _editing(archive: Archive, cluster_ids: Iterable[int] | None) -> Iterator[La
         try:
             labels = load_labels(archive)
             model = current_model(archive)
-            if model is not None and not labels.belongs_to(model):
+            if stale_note(labels, model):
                 raise LabelsError(f"{archive.labels_path} names the clusters of K-means model {labels.kmeans_id}, "
                                   f"not of the current {model.id}; move it aside to name the new clusters")
             yield labels

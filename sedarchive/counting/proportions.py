@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from catalog.files import write_dataset
 from catalog.store import GRAIN_FLAGS, array_names, read_flags
 from sedarchive.clustering.model import current_model
 from sedarchive.errors import InputError
-from sedarchive.counting.labels import load_labels, resolve
+from sedarchive.counting.labels import current_labels, resolve
 
 FLAGS = GRAIN_FLAGS
 
@@ -209,16 +208,9 @@ def write_proportions(archive: Archive, *, proxies: Sequence[Proxy] | None = Non
         proxies = recorded_proxies(archive)
     keys = [row.key for row in archive.samples(status="clustered")
             if read_attrs(row.path).get("kmeans_id") == model.id]
-    labels = load_labels(archive)
-    note = ""
-    if labels.belongs_to(model):
-        load_labels(archive, cluster_ids=range(model.n_centres))  # validates against the model's clusters
-        mapping = resolve(labels)
-    else:
-        mapping = {}
-        note = (f"labels.yaml names the clusters of model {labels.kmeans_id}, not of the current {model.id}: "
-                f"class counts and proxies left out")
-        warnings.warn(note, stacklevel=2)
+    labels = current_labels(archive)  # stale names (another model's) refused here as in every reader
+    note = labels.stale_note
+    mapping = resolve(labels)
     attrs = {
         "kmeans_id": model.id,
         "encoder_id": model.encoder_id or "",

@@ -26,7 +26,7 @@ from catalog import Archive, SampleKey, read_attrs
 from catalog.errors import ArchiveError
 from catalog.files import atomic_write, replace_dir
 from sedarchive import __version__
-from sedarchive.counting.labels import load_labels, resolve_cluster
+from sedarchive.counting.labels import current_labels, resolve_cluster
 from sedarchive.gallery.grains import MEASUREMENTS, grain_table, read_grain_images
 
 LAYER_CHOICES = ("sharpest", "all")
@@ -36,7 +36,7 @@ IMAGE_BATCH = 256  # grains read at a time from a sample store
 def labelled_grains(archive: Archive, keys: Sequence[SampleKey] | None = None) -> pd.DataFrame:
     """The grain table with the expert's decision per grain: ``class``, ``excluded``, ``reason``, ``by``, ``at``."""
     table = grain_table(archive, keys)
-    labels = load_labels(archive)
+    labels = current_labels(archive)  # names of another (refitted) model are refused, with a warning
     decisions = {}
     for cid in sorted(set(table["cluster"].tolist())) if len(table) else []:
         where = resolve_cluster(labels, cid) if cid >= 0 else {"class": None, "excluded": False, "reason": None, "root": cid}

@@ -13,7 +13,7 @@ import numpy as np
 from catalog import Archive
 from catalog.errors import ArchiveError
 from sedarchive.counting import decisions
-from sedarchive.counting.labels import load_labels, resolve_cluster
+from sedarchive.counting.labels import current_labels, resolve_cluster
 from sedarchive.counting.results import read_proportions
 from sedarchive.gallery import thumbnails
 from sedarchive.gallery.grains import grain_table, read_grain_images
@@ -49,7 +49,7 @@ class ReviewState:
     # -- reading --------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """Classes, every cluster with its decision, and the class proportions of the archive."""
-        labels = load_labels(self.archive)
+        labels = current_labels(self.archive, warn=False)  # stale names: none shown, and the page says why
         clusters = []
         for cid, size in sorted(self.sizes.items()):
             where = resolve_cluster(labels, cid)
@@ -59,7 +59,8 @@ class ReviewState:
                              "by": entry.get("by"), "at": entry.get("at")})
         return {"archive": self.archive.root.name, "user": self.user, "classes": list(labels.classes),
                 "reasons": list(decisions.EXCLUDE_REASONS), "clusters": clusters,
-                "grains": int(len(self.table)), "proportions": self.proportions()}
+                "grains": int(len(self.table)), "proportions": self.proportions(),
+                "stale_labels": labels.stale_note}
 
     def proportions(self) -> dict[str, Any]:
         """Grains per class over the whole archive, from ``proportions.zarr``."""

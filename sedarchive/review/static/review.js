@@ -146,6 +146,8 @@
   function renderAll(reloadGrains) {
     $("archive-name").textContent = S.state.archive;
     $("who").textContent = "as " + S.state.user + " · " + S.state.grains + " grains";
+    $("stale-labels").textContent = S.state.stale_labels || "";
+    $("stale-labels").hidden = !S.state.stale_labels;
     renderList(); renderCurrent(); renderProps();
     if (reloadGrains) loadGrains(false);
   }

@@ -121,7 +121,7 @@ def test_names_of_an_older_model_do_not_carry_over_to_a_refit(tmp_path):
     old = current_model(archive).id
     lab.name_cluster(archive, 0, "quartz")
     assert lab.load_labels(archive).kmeans_id == old
-    with pytest.warns(UserWarning, match=f"labels.yaml names the clusters of model {old}"):
+    with pytest.warns(UserWarning, match=f"labels.yaml names the clusters of K-means model {old}"):
         run_stage(archive, archive.keys(), None, ClusterSettings(k=3, seed=4, refit=True, umap_points=0), quiet=True)
     ds = open_proportions(archive)
     assert "class_count" not in ds and ds.attrs["labels_note"]
