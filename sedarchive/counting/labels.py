@@ -49,6 +49,8 @@ class Labels:
     classes: list[str] = field(default_factory=lambda: list(DEFAULT_CLASSES))
     clusters: dict[int, dict[str, Any]] = field(default_factory=dict)
     kmeans_id: str | None = None  # the model whose clusters these are (absent in hand-written files)
+    #: single grains the expert moved out of their cluster: ``{"sample", "particle", "from", "to", "by", "at"}``
+    moved_grains: list[dict[str, Any]] = field(default_factory=list)
     #: set by :func:`current_labels` when the file names another model's clusters (then ``clusters`` is empty)
     stale_note: str = ""
 
@@ -58,6 +60,8 @@ class Labels:
             out["kmeans_id"] = self.kmeans_id
         out["classes"] = list(self.classes)
         out["clusters"] = {int(k): dict(v) for k, v in sorted(self.clusters.items())}
+        if self.moved_grains:
+            out["moved_grains"] = [dict(m) for m in self.moved_grains]
         return out
 
     def belongs_to(self, model: Any) -> bool:
@@ -92,7 +96,7 @@ def current_labels(archive: Archive, *, warn: bool = True) -> Labels:
     if note:
         if warn:
             warnings.warn(note, StaleLabelsWarning, stacklevel=2)
-        return Labels(list(labels.classes), {}, labels.kmeans_id, note)
+        return Labels(list(labels.classes), {}, labels.kmeans_id, stale_note=note)
     if model is not None:
         validate(labels, range(model.n_centres), where=archive.labels_path)
     return labels
@@ -136,7 +140,10 @@ def _parse(raw: Any, path: Path) -> Labels:
             raise LabelsError(f"{path}: cluster {cid}: entry must be a mapping, got {entry!r}")
         parsed[cid] = dict(entry)
     kmeans_id = raw.get("kmeans_id")
-    return Labels(list(classes), parsed, str(kmeans_id) if kmeans_id else None)
+    moved = raw.get("moved_grains") or []
+    if not isinstance(moved, list) or not all(isinstance(m, dict) for m in moved):
+        raise LabelsError(f"{path}: moved_grains must be a list of mappings")
+    return Labels(list(classes), parsed, str(kmeans_id) if kmeans_id else None, [dict(m) for m in moved])
 
 
 def validate(labels: Labels, cluster_ids: Iterable[int] | None = None, *, where: Any = "labels") -> None:
@@ -308,6 +315,15 @@ def record_split(archive: Archive, cluster: int, into: Iterable[int], *, by: str
     with _editing(archive, _model_ids(archive, cluster_ids)) as labels:
         if int(cluster) in labels.clusters:
             labels.clusters[int(cluster)] = {"split_into": [int(c) for c in into], **_stamp(by)}
+    return labels
+
+
+def record_move(archive: Archive, sample: str, particle: int, source: int, into: int, *,
+                by: str = "expert") -> Labels:
+    """Note that the expert moved one grain from cluster ``source`` to ``into`` (-1: out of every cluster)."""
+    with _editing(archive, None) as labels:
+        labels.moved_grains.append({"sample": str(sample), "particle": int(particle), "from": int(source),
+                                    "to": int(into), **_stamp(by)})
     return labels
 
 
