@@ -146,7 +146,8 @@ class ReviewState:
         else:
             active = ~np.asarray(model.retired, bool)
             d_own, d_other = grain_order.centre_distances(latents, model.centres, np.full(len(rows), cluster), active)
-            order, roles = grain_order.typical_first(d_own, d_other, samples, TYPICAL, DOUBTFUL)
+            n_typical = min(TYPICAL, (len(rows) + 1) // 2)  # a small cluster shows both halves on one page
+            order, roles = grain_order.typical_first(d_own, d_other, samples, n_typical, DOUBTFUL)
             result = rows[order], roles
         with self._lock:
             self._orders[cluster] = result
