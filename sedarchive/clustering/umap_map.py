@@ -17,6 +17,7 @@ import xarray as xr
 
 from catalog import Archive, SampleKey, read_array
 from catalog.files import write_dataset
+from catalog.intake_catalog import register_results
 from sedarchive.clustering.latents import flagged, n_grains
 
 
@@ -85,7 +86,9 @@ def build_map(
     ds = xr.concat(tables, dim="point") if len(tables) > 1 else tables[0]
     ds.attrs.update(attrs or {})
     ds.attrs.update(n_fitted=int(ds["fitted"].sum()), seed=int(seed))
-    return write_dataset(ds, archive.umap_path)
+    path = write_dataset(ds, archive.umap_path)
+    register_results(archive.root)  # an intake entry `umap` (consolidated metadata)
+    return path
 
 
 def _table(keys, parts, points: np.ndarray, *, fitted: bool) -> xr.Dataset:
@@ -128,7 +131,7 @@ def _has(path: Path, name: str) -> bool:
 
 def open_map(archive: Archive) -> xr.Dataset:
     """The UMAP map of the archive (lazy)."""
-    return xr.open_zarr(str(archive.umap_path))
+    return xr.open_zarr(str(archive.umap_path), consolidated=True)
 
 
 def load_map(archive: Archive) -> xr.Dataset | None:

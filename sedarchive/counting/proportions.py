@@ -31,12 +31,17 @@ import xarray as xr
 
 from catalog import Archive, SampleKey, read_array, read_attrs
 from catalog.files import write_dataset
+from catalog.intake_catalog import register_results
 from catalog.store import GRAIN_FLAGS, array_names, read_flags
 from sedarchive.clustering.model import current_model
+from sedarchive.counting.conventions import describe
 from sedarchive.errors import InputError
 from sedarchive.counting.labels import current_labels, resolve
 
 FLAGS = GRAIN_FLAGS
+#: the dimension of named classes (``class`` before: a Python keyword, so ``.sel(class=...)`` could not be written;
+#: :func:`sedarchive.counting.results.open_proportions` renames it in archives written before)
+CLASS_DIM = "grain_class"
 
 
 @dataclass(frozen=True)
@@ -101,8 +106,8 @@ def wilson_interval(successes: np.ndarray, trials: np.ndarray, z: float = 1.9599
 
 def proxy_with_bounds(proxy: Proxy, class_count: xr.DataArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Value, lower and upper 95% bound of a proxy for every sample."""
-    num = class_count.sel({"class": list(proxy.numerator)}).sum("class").values
-    den = class_count.sel({"class": list(proxy.denominator)}).sum("class").values
+    num = class_count.sel({CLASS_DIM: list(proxy.numerator)}).sum(CLASS_DIM).values
+    den = class_count.sel({CLASS_DIM: list(proxy.denominator)}).sum(CLASS_DIM).values
     if proxy.kind == "fraction":
         return wilson_interval(num, den)
     p, lo, hi = wilson_interval(num, num + den)
@@ -159,7 +164,7 @@ def build_proportions(archive: Archive, keys: Sequence[SampleKey], n_clusters: i
     ds["count"].attrs["description"] = "grains per cluster, chopped and clump grains left out"
     if labels_mapping:
         ds = _with_classes(ds, labels_mapping, list(classes), proxies)
-    return ds
+    return describe(ds)  # CF attributes, nothing to_netcdf refuses
 
 
 def _with_classes(ds: xr.Dataset, mapping: Mapping[int, str | None], classes: list[str],
@@ -177,18 +182,18 @@ def _with_classes(ds: xr.Dataset, mapping: Mapping[int, str | None], classes: li
         elif cls is None and 0 <= cid < ds.sizes["cluster"]:
             names[cid] = "(excluded)"
     ds["cluster_class"] = ("cluster", names)
-    ds = ds.assign_coords({"class": np.array(classes, dtype=object)})
+    ds = ds.assign_coords({CLASS_DIM: np.array(classes, dtype=object)})
     class_count = ds["count"].values @ member
     n_classified = class_count.sum(axis=1)
     p, lo, hi = wilson_interval(class_count, n_classified[:, None])
-    ds["class_count"] = (("sample", "class"), class_count)
+    ds["class_count"] = (("sample", CLASS_DIM), class_count)
     ds["n_classified"] = ("sample", n_classified)
-    ds["class_fraction"] = (("sample", "class"), p)
-    ds["class_fraction_lower"] = (("sample", "class"), lo)
-    ds["class_fraction_upper"] = (("sample", "class"), hi)
+    ds["class_fraction"] = (("sample", CLASS_DIM), p)
+    ds["class_fraction_lower"] = (("sample", CLASS_DIM), lo)
+    ds["class_fraction_upper"] = (("sample", CLASS_DIM), hi)
     for proxy in proxies:
         value, lower, upper = proxy_with_bounds(proxy, ds["class_count"])
-        meta = {"numerator": list(proxy.numerator), "denominator": list(proxy.denominator), "kind": proxy.kind,
+        meta = {"numerator": " ".join(proxy.numerator), "denominator": " ".join(proxy.denominator), "kind": proxy.kind,
                 "interval": "95% Wilson" + (" on A/(A+B), as odds" if proxy.kind == "ratio" else "")}
         ds[proxy.name] = ("sample", value, meta)
         ds[f"{proxy.name}_lower"] = ("sample", lower)
@@ -222,14 +227,16 @@ def write_proportions(archive: Archive, *, proxies: Sequence[Proxy] | None = Non
     }
     ds = build_proportions(archive, keys, model.n_centres, labels_mapping=mapping, classes=labels.classes,
                            proxies=proxies, attrs=attrs)
-    return write_dataset(ds, archive.proportions_path)
+    path = write_dataset(ds, archive.proportions_path)
+    register_results(archive.root)  # an intake entry `proportions` (consolidated metadata)
+    return path
 
 
 def recorded_proxies(archive: Archive) -> tuple[Proxy, ...]:
     path = archive.proportions_path
     if path.exists():
         try:
-            raw = json.loads(xr.open_zarr(str(path), consolidated=False).attrs.get("proxies", "null"))
+            raw = json.loads(xr.open_zarr(str(path)).attrs.get("proxies", "null"))
         except (OSError, ValueError, KeyError):
             raw = None
         if raw:

@@ -76,7 +76,7 @@ class ReviewState:
         if ds is None or "class_count" not in ds:
             return {"classes": {}, "total": 0}
         counts = ds["class_count"].sum("sample").values
-        names = [str(c) for c in ds["class"].values]
+        names = [str(c) for c in ds["grain_class"].values]
         return {"classes": {str(n): int(c) for n, c in zip(names, counts)}, "total": int(counts.sum())}
 
     def cluster_grains(self, cluster: int, offset: int = 0, limit: int = 60) -> dict[str, Any]:

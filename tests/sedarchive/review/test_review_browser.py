@@ -97,11 +97,11 @@ def test_review_page_names_merges_excludes_and_it_all_lasts(browser, review_serv
     plain = table[~table["chopped"] & ~table["clump"]]
     ds = open_proportions(archive)
     counts = ds["class_count"].sum("sample")
-    assert int(counts.sel({"class": "quartz"})) == int(plain["cluster"].isin([a, c]).sum())
-    assert int(counts.sel({"class": "dark"})) == int((plain["cluster"] == b).sum())
+    assert int(counts.sel(grain_class="quartz")) == int(plain["cluster"].isin([a, c]).sum())
+    assert int(counts.sel(grain_class="dark")) == int((plain["cluster"] == b).sum())
     assert int(counts.sum()) == int(plain["cluster"].isin([a, b, c]).sum())  # d is excluded
     shown = page.inner_text("#prop-bars .bar[data-class='quartz'] .val")
-    assert shown.startswith(f"{int(counts.sel({'class': 'quartz'}))} (")
+    assert shown.startswith(f"{int(counts.sel(grain_class='quartz'))} (")
 
 
 def test_report_page_shows_the_map_and_the_galleries(browser, clustered_archive, tmp_path):
