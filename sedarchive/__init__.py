@@ -9,7 +9,7 @@ For notebooks::
 """
 from __future__ import annotations
 
-from catalog.store import software_version
+from catalog.version import software_version
 
 __version__ = software_version()
 

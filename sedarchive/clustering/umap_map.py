@@ -19,6 +19,7 @@ from catalog import Archive, SampleKey, read_array
 from catalog.files import write_dataset
 from catalog.intake_catalog import register_results
 from sedarchive.clustering.latents import flagged, n_grains
+from sedarchive.progress import heartbeat
 
 
 def embed(latents: np.ndarray, *, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0):
@@ -72,7 +73,9 @@ def build_map(
             rest.append((i, path, np.flatnonzero(~mine)))
     if progress:
         progress(f"umap: fitting on {sum(len(r) for *_, r in keep_parts)} of {total} grains")
-    reducer, points = embed(np.concatenate(fit_parts), seed=seed)
+    with heartbeat("umap: fitting (no progress to count; about 2 min per 50,000 grains on 2 cores)",
+                   quiet=progress is None):
+        reducer, points = embed(np.concatenate(fit_parts), seed=seed)
     tables = [_table(keys, keep_parts, points, fitted=True)]
     for i, path, rows in rest:
         for start in range(0, len(rows), 20_000):
