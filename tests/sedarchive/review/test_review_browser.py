@@ -244,3 +244,18 @@ def _grains(server, cluster):
     body = json.loads(conn.getresponse().read())
     conn.close()
     return body["grains"]
+
+
+def test_review_page_says_at_load_that_the_names_belong_to_another_model(browser, clustered_archive, start_server):
+    from sedarchive.counting import labels
+
+    labels.name_cluster(clustered_archive, 0, "quartz", by="ann")
+    raw = yaml.safe_load(clustered_archive.labels_path.read_text())
+    raw["kmeans_id"] = "kmeans-replaced-by-a-refit"
+    clustered_archive.labels_path.write_text(yaml.safe_dump(raw))
+    server = start_server(clustered_archive)
+    page = browser.new_page()
+    page.goto(server.url + "/")
+    page.wait_for_selector("#stale-labels:not([hidden])")
+    assert "kmeans-replaced-by-a-refit" in page.inner_text("#stale-labels")
+    assert page.inner_text("#cluster-list li[data-cluster='0'] .badge") == "not named"
