@@ -185,7 +185,7 @@ def evaluate(archive: Archive, tables: list[dict]) -> dict:
         # perfect clusters' intervals: each grain its own class, no impurity
         idx = np.array([KINDS.index(k) if k in KINDS else -1 for k in t["kind"]])
         perfect = corrected_estimates([(idx, np.where(idx >= 0, weight, 0.0))], np.eye(len(KINDS)))
-        sel = {"class": list(KINDS)}
+        sel = {"grain_class": list(KINDS)}
         pipe_raw = row["class_fraction"].sel(sel).values
         pipe_corr = row["class_fraction_corrected"].sel(sel).values
         lo, hi = row["class_fraction_corrected_lower"].sel(sel).values, row["class_fraction_corrected_upper"].sel(sel).values

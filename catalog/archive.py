@@ -221,6 +221,7 @@ class Archive:
             for key, meta in found:
                 intake_catalog.put(cat, key.name, self._relative(key), meta)
             intake_catalog.save(self.root, cat)
+        intake_catalog.register_results(self.root)
         return [key for key, _ in found]
 
     def intake_catalog(self):

@@ -98,6 +98,36 @@ def remove(cat: Catalog, name: str) -> None:
         cat.data.pop(tok, None)
 
 
+#: archive-wide result stores that get a catalog entry of their own (entry name -> store folder)
+RESULT_STORES = {"proportions": "proportions.zarr", "umap": "umap.zarr"}
+RESULT_KIND = "archive_result"
+
+
 def entry_metadata(cat: Catalog) -> dict[str, dict[str, Any]]:
-    """Sample name -> entry metadata (core, depth, status, counts)."""
-    return {name: dict(entry.metadata) for name, entry in cat.entries.items()}
+    """Sample name -> entry metadata (core, depth, status, counts); result entries left out."""
+    return {name: dict(entry.metadata) for name, entry in cat.entries.items()
+            if entry.metadata.get("kind") != RESULT_KIND}
+
+
+def put_result(cat: Catalog, name: str) -> None:
+    """An entry for an archive-wide result store (``proportions``, ``umap``), opened with consolidated metadata."""
+    remove(cat, name)
+    data = Zarr(url="{CATALOG_DIR}/" + RESULT_STORES[name])
+    cat[name] = XArrayDatasetReader(data, chunks={}, consolidated=True,
+                                    metadata={"kind": RESULT_KIND, "store": RESULT_STORES[name]})
+    cat.aliases[name] = name
+
+
+def register_results(root: Path) -> list[str]:
+    """Add catalog entries for the result stores that exist in the archive (drop those that do not)."""
+    with locked(root):
+        cat = load(root)
+        present = []
+        for name, folder in RESULT_STORES.items():
+            if (root / folder).exists():
+                put_result(cat, name)
+                present.append(name)
+            elif name in cat.entries:
+                remove(cat, name)
+        save(root, cat)
+    return present

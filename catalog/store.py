@@ -24,6 +24,7 @@ import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec
 
+from catalog.version import software_version  # noqa: F401 - re-exported (stores record it)
 from catalog.errors import ArchiveError
 from catalog.keys import SampleKey
 
@@ -34,15 +35,6 @@ STACK_DIMS = ("position", "layer", "y", "x", "channel")
 def stacks_codec() -> BloscCodec:
     """The lossless codec of ``stacks``: Blosc zstd with bit-shuffle (see bench/ingest.py)."""
     return BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle", typesize=1)
-
-
-def software_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("sedarchive")
-    except PackageNotFoundError:  # running from a checkout without install
-        return "0+unknown"
 
 
 def status_rank(status: str) -> int:

@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from catalog import Archive, SampleKey
 from catalog.errors import SedarchiveError
+from catalog.keys import parse_depth_range
+
+if TYPE_CHECKING:  # the archive layer loads zarr and xarray: only when a verb runs, not for --help
+    from catalog import Archive, SampleKey
 
 
 def add_archive(parser: argparse.ArgumentParser, must_exist: bool = True) -> None:
@@ -14,8 +18,9 @@ def add_archive(parser: argparse.ArgumentParser, must_exist: bool = True) -> Non
 def add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--core", action="append", metavar="C",
                         help="only samples of this core (repeat for several)")
-    parser.add_argument("--depth", metavar="TOP-BOTTOM",
-                        help="only samples whose depth interval (cm) overlaps this one, e.g. 100-150")
+    parser.add_argument("--depth", metavar="TOP-BOTTOM", type=depth_option,
+                        help="only samples whose depth interval in cm overlaps this one, e.g. 100-150 "
+                             "(a trailing 'cm' is allowed; other units are refused)")
 
 
 def add_dask(parser: argparse.ArgumentParser) -> None:
@@ -48,3 +53,12 @@ def selected(args: argparse.Namespace, archive: Archive, status: str | None = No
         need = f" with status {status} or later" if status else ""
         raise SedarchiveError(f"no samples{need} in {archive.root}" + (f" for {' and '.join(what)}" if what else ""))
     return [row.key for row in rows]
+
+
+def depth_option(text: str) -> str:
+    """``--depth``: an interval in cm (``100-150`` or ``100-150cm``), checked when the options are read."""
+    try:
+        parse_depth_range(text)
+    except SedarchiveError as err:
+        raise argparse.ArgumentTypeError(f"{err} (centimetres: 100-150 or 100-150cm)") from None
+    return text

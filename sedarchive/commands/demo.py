@@ -20,7 +20,7 @@ CORES = ("DEMO-1", "DEMO-2", "DEMO-3", "DEMO-4")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from sedarchive.commands.run import _stage_modules
+    from sedarchive.commands.run import STAGE_COMMANDS
 
     p = sub.add_parser("demo", help="simulate a small multi-core archive and run everything on it",
                        description=__doc__.split("\n\n")[1].replace("\n", " "),
@@ -35,7 +35,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     demo.add_argument("--frame", default="256x320", metavar="HxW", help="frame size in pixels (default 256x320)")
     demo.add_argument("--sim-seed", type=int, default=0, metavar="N", help="seed of the simulated plates (default 0)")
     _options.add_dask(p)
-    for _, module in _stage_modules():
+    for module in STAGE_COMMANDS.values():
         module.add_stage_options(p)
     known = {action.dest for action in p._actions}
     p.set_defaults(func=run, core=None, depth=None,

@@ -16,6 +16,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="where to write (default ARCHIVE/export)")
     p.add_argument("--layers", choices=("sharpest", "all"), default="sharpest",
                    help="images per grain for EcoTaxa: the sharpest focal layer, or all (img_rank = layer)")
+    p.add_argument("--categories", metavar="FILE",
+                   help="class -> EcoTaxa category name (YAML, or two-column TSV/CSV); exclusion reasons may be "
+                        "mapped too (default: cut_off/other -> artefact, touching -> multiple<other, "
+                        "not_a_grain -> detritus); unmapped classes keep their name")
+    p.add_argument("--excluded", choices=("category", "leave-out"), default="category",
+                   help="grains of excluded clusters: as EcoTaxa's non-living categories (default), or left out")
     p.add_argument("--zip", action="store_true", help="also pack the EcoTaxa folder into one zip to upload")
     p.add_argument("--table-only", action="store_true", help="only the CSV/Parquet table, no EcoTaxa folder")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -28,12 +34,15 @@ def run(args: argparse.Namespace) -> int:
 
     from catalog import Archive
     from sedarchive.export import export_ecotaxa, export_table
+    from sedarchive.export.ecotaxa import read_category_map
 
     archive = Archive.open(args.archive)
     keys = _options.selected(args, archive)
+    categories = read_category_map(args.categories) if args.categories else None
     out = Path(args.out) if args.out else archive.root / "export"
     for path in export_table(archive, out, keys):
         print(path)
     if not args.table_only:
-        print(export_ecotaxa(archive, out, keys, layers=args.layers, make_zip=args.zip, quiet=args.quiet))
+        print(export_ecotaxa(archive, out, keys, layers=args.layers, make_zip=args.zip, quiet=args.quiet,
+                             categories=categories, excluded=args.excluded))
     return 0

@@ -16,6 +16,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="HOST:PORT",
+                   help="also accept this Host header (repeatable), e.g. localhost:9000 when the page is reached "
+                        "through `ssh -L 9000:localhost:8765 cluster-node`; other names stay refused")
     p.add_argument("--user", default=None, help="who is deciding, recorded in labels.yaml (default: login name)")
     p.add_argument("--quiet", action="store_true", help="no request log")
     p.set_defaults(func=run)
@@ -32,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
         raise SedarchiveError(f"port {args.port} is not between 0 and 65535")
     user = args.user or getpass.getuser()
     try:
-        server = make_server(archive, args.host, args.port, user=user, quiet=args.quiet)
+        server = make_server(archive, args.host, args.port, user=user, quiet=args.quiet,
+                             allow_hosts=args.allow_host)
     except OSError as err:
         raise SedarchiveError(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}") from None
     host, port = server.server_address[:2]

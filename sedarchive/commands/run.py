@@ -7,6 +7,8 @@ import sys
 from sedarchive.commands import _options, cluster, encode, report, segment, train
 
 #: the command module of each pipeline stage: its own options and ``settings_from`` (light imports only)
+#: in pipeline order (tests check it against sedarchive.pipeline.STAGES; the parsers use this dict so that
+#: --help does not import the pipeline, which loads Dask and xarray)
 STAGE_COMMANDS = {"segment": segment, "train": train, "encode": encode, "cluster": cluster, "report": report}
 
 DESCRIPTION = """\
@@ -37,7 +39,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     _options.add_archive(p)
     _options.add_selection(p)
     _options.add_dask(p)
-    for _, module in _stage_modules():
+    for module in STAGE_COMMANDS.values():
         module.add_stage_options(p)
     p.set_defaults(func=run)
     return p

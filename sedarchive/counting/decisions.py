@@ -16,13 +16,16 @@ from catalog.errors import ArchiveError
 from sedarchive.clustering import split as clustering_split
 from sedarchive.clustering.model import current_model
 from sedarchive.counting import labels as lab
+from sedarchive.counting.moves import move_grain
 from sedarchive.counting.proportions import write_proportions
 
 #: one decision at a time in this process (the review server is threaded; labels.py locks files)
 _WRITE_LOCK = threading.Lock()
 
-ACTIONS = ("name", "merge", "exclude", "clear", "add_class", "split")
-EXCLUDE_REASONS = ("chopped", "clump", "debris", "other")
+ACTIONS = ("name", "merge", "exclude", "clear", "add_class", "split", "move")
+#: why a cluster is left out of the counts: words that are not class names (classes say what a grain
+#: is; a reason says why a cluster is not counted). Older labels.yaml files with other reasons still read.
+EXCLUDE_REASONS = ("cut_off", "touching", "not_a_grain", "other")
 
 
 def labels_view(archive: Archive) -> dict[str, Any]:
@@ -70,6 +73,14 @@ def apply_decision(archive: Archive, action: str, params: dict[str, Any], *, use
             if not isinstance(n, int) or isinstance(n, bool) or not 2 <= n <= 10:
                 raise ArchiveError(f"split needs n between 2 and 10, got {n!r}")
             new_clusters = split_cluster(archive, _cluster(params.get("cluster"), known_clusters), n, by=user)
+        elif action == "move":
+            into = params.get("into")
+            if not isinstance(into, int) or isinstance(into, bool):
+                raise ArchiveError(f"move needs 'into', a cluster id or -1, got {into!r}")
+            particle = params.get("particle")
+            if not isinstance(particle, int) or isinstance(particle, bool):
+                raise ArchiveError(f"move needs 'particle', a grain index, got {particle!r}")
+            move_grain(archive, str(params.get("sample")), particle, into, known_clusters=known_clusters, by=user)
         if action != "split":  # a split rewrites them itself
             refresh_proportions(archive)
     return {**labels_view(archive), "new_clusters": new_clusters}

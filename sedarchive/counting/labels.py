@@ -22,6 +22,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import re
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,10 @@ class Labels:
     classes: list[str] = field(default_factory=lambda: list(DEFAULT_CLASSES))
     clusters: dict[int, dict[str, Any]] = field(default_factory=dict)
     kmeans_id: str | None = None  # the model whose clusters these are (absent in hand-written files)
+    #: single grains the expert moved out of their cluster: ``{"sample", "particle", "from", "to", "by", "at"}``
+    moved_grains: list[dict[str, Any]] = field(default_factory=list)
+    #: set by :func:`current_labels` when the file names another model's clusters (then ``clusters`` is empty)
+    stale_note: str = ""
 
     def to_yaml(self) -> dict[str, Any]:
         out: dict[str, Any] = {"version": VERSION}
@@ -57,11 +62,46 @@ class Labels:
             out["kmeans_id"] = self.kmeans_id
         out["classes"] = list(self.classes)
         out["clusters"] = {int(k): dict(v) for k, v in sorted(self.clusters.items())}
+        if self.moved_grains:
+            out["moved_grains"] = [dict(m) for m in self.moved_grains]
         return out
 
     def belongs_to(self, model: Any) -> bool:
         """True when these names are about ``model``'s clusters (its own id, or one it was split from)."""
         return not self.kmeans_id or self.kmeans_id == model.id or self.kmeans_id in model.info.get("lineage", [])
+
+
+class StaleLabelsWarning(UserWarning):
+    """labels.yaml names the clusters of another K-means model; its names were not applied."""
+
+
+def stale_note(labels: Labels, model: Any) -> str:
+    """The one message every reader gives when labels.yaml belongs to another model ("" when it does not)."""
+    if model is None or labels.belongs_to(model):
+        return ""
+    return (f"labels.yaml names the clusters of K-means model {labels.kmeans_id}, not of the current "
+            f"{model.id}: its class names are not applied (move it aside and name the new clusters)")
+
+
+def current_labels(archive: Archive, *, warn: bool = True) -> Labels:
+    """The names that apply to the current K-means model: the one reader of labels for every output.
+
+    Export, report, proportions and the review page all call this, so stale names (made for the
+    clusters of a model since refitted) are refused the same way everywhere: the class list is kept,
+    the cluster decisions are dropped, and :attr:`Labels.stale_note` says why (also issued as a
+    :class:`StaleLabelsWarning` unless ``warn=False``). Names that do belong to the model are
+    validated against its cluster ids.
+    """
+    labels = load_labels(archive)
+    model = current_model(archive)
+    note = stale_note(labels, model)
+    if note:
+        if warn:
+            warnings.warn(note, StaleLabelsWarning, stacklevel=2)
+        return Labels(list(labels.classes), {}, labels.kmeans_id, stale_note=note)
+    if model is not None:
+        validate(labels, range(model.n_centres), where=archive.labels_path)
+    return labels
 
 
 def load_labels(archive: Archive, *, cluster_ids: Iterable[int] | None = None) -> Labels:
@@ -102,7 +142,10 @@ def _parse(raw: Any, path: Path) -> Labels:
             raise LabelsError(f"{path}: cluster {cid}: entry must be a mapping, got {entry!r}")
         parsed[cid] = dict(entry)
     kmeans_id = raw.get("kmeans_id")
-    return Labels(list(classes), parsed, str(kmeans_id) if kmeans_id else None)
+    moved = raw.get("moved_grains") or []
+    if not isinstance(moved, list) or not all(isinstance(m, dict) for m in moved):
+        raise LabelsError(f"{path}: moved_grains must be a list of mappings")
+    return Labels(list(classes), parsed, str(kmeans_id) if kmeans_id else None, [dict(m) for m in moved])
 
 
 def validate(labels: Labels, cluster_ids: Iterable[int] | None = None, *, where: Any = "labels") -> None:
@@ -234,7 +277,7 @@ def _editing(archive: Archive, cluster_ids: Iterable[int] | None) -> Iterator[La
         try:
             labels = load_labels(archive)
             model = current_model(archive)
-            if model is not None and not labels.belongs_to(model):
+            if stale_note(labels, model):
                 raise LabelsError(f"{archive.labels_path} names the clusters of K-means model {labels.kmeans_id}, "
                                   f"not of the current {model.id}; move it aside to name the new clusters")
             yield labels
@@ -299,6 +342,15 @@ def record_split(archive: Archive, cluster: int, into: Iterable[int], *, by: str
     with _editing(archive, _model_ids(archive, cluster_ids)) as labels:
         if int(cluster) in labels.clusters:
             labels.clusters[int(cluster)] = {"split_into": [int(c) for c in into], **_stamp(by)}
+    return labels
+
+
+def record_move(archive: Archive, sample: str, particle: int, source: int, into: int, *,
+                by: str = "expert") -> Labels:
+    """Note that the expert moved one grain from cluster ``source`` to ``into`` (-1: out of every cluster)."""
+    with _editing(archive, None) as labels:
+        labels.moved_grains.append({"sample": str(sample), "particle": int(particle), "from": int(source),
+                                    "to": int(into), **_stamp(by)})
     return labels
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,14 +40,19 @@ import xarray as xr
 
 from catalog import Archive, SampleKey, read_array, read_attrs
 from catalog.files import write_dataset
+from catalog.intake_catalog import register_results
 from catalog.store import GRAIN_FLAGS, array_names, read_flags
 from sedarchive.clustering.model import current_model
+from sedarchive.counting.conventions import describe
 from sedarchive.errors import InputError
 from sedarchive.counting.class_estimates import corrected_estimates
-from sedarchive.counting.labels import checked_counts, load_labels, resolve
+from sedarchive.counting.labels import checked_counts, current_labels, resolve
 from sedarchive.counting.sample import count_sample
 
 FLAGS = GRAIN_FLAGS
+#: the dimension of named classes (``class`` before: a Python keyword, so ``.sel(class=...)`` could not be written;
+#: :func:`sedarchive.counting.results.open_proportions` renames it in archives written before)
+CLASS_DIM = "grain_class"
 
 
 @dataclass(frozen=True)
@@ -113,8 +117,8 @@ def wilson_interval(successes: np.ndarray, trials: np.ndarray, z: float = 1.9599
 
 def proxy_with_bounds(proxy: Proxy, class_count: xr.DataArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Value, lower and upper 95% bound of a proxy for every sample."""
-    num = class_count.sel({"class": list(proxy.numerator)}).sum("class").values
-    den = class_count.sel({"class": list(proxy.denominator)}).sum("class").values
+    num = class_count.sel({CLASS_DIM: list(proxy.numerator)}).sum(CLASS_DIM).values
+    den = class_count.sel({CLASS_DIM: list(proxy.denominator)}).sum(CLASS_DIM).values
     if proxy.kind == "fraction":
         return wilson_interval(num, den)
     p, lo, hi = wilson_interval(num, num + den)
@@ -187,7 +191,7 @@ def build_proportions(archive: Archive, keys: Sequence[SampleKey], n_clusters: i
     if labels_mapping:
         ds = _with_classes(ds, labels_mapping, list(classes), proxies)
         ds = _with_corrected(ds, [r["grains"] for r in rows], list(classes), proxies, checked or {})
-    return ds
+    return describe(ds)  # CF attributes, nothing to_netcdf refuses
 
 
 def _with_corrected(ds: xr.Dataset, grains: list[tuple[np.ndarray, np.ndarray]], classes: list[str],
@@ -207,7 +211,7 @@ def _with_corrected(ds: xr.Dataset, grains: list[tuple[np.ndarray, np.ndarray]],
     est = corrected_estimates(grains, member, check, spec)
     for var in ("class_count", "class_fraction", "class_fraction_lower", "class_fraction_upper"):
         ds[var.replace("class_count", "class_count_corrected").replace("class_fraction", "class_fraction_corrected")] = (
-            ("sample", "class"), est[var])
+            ("sample", CLASS_DIM), est[var])
     ds["class_fraction_corrected"].attrs["interval"] = (
         "95% bootstrap over grains (Poisson, with edge weights) and over cluster contents (Dirichlet of the "
         "expert's check; unchecked clusters taken as pure)")
@@ -235,18 +239,18 @@ def _with_classes(ds: xr.Dataset, mapping: Mapping[int, str | None], classes: li
         elif cls is None and 0 <= cid < ds.sizes["cluster"]:
             names[cid] = "(excluded)"
     ds["cluster_class"] = ("cluster", names)
-    ds = ds.assign_coords({"class": np.array(classes, dtype=object)})
+    ds = ds.assign_coords({CLASS_DIM: np.array(classes, dtype=object)})
     class_count = ds["count"].values @ member
     n_classified = class_count.sum(axis=1)
     p, lo, hi = wilson_interval(class_count, n_classified[:, None])
-    ds["class_count"] = (("sample", "class"), class_count)
+    ds["class_count"] = (("sample", CLASS_DIM), class_count)
     ds["n_classified"] = ("sample", n_classified)
-    ds["class_fraction"] = (("sample", "class"), p)
-    ds["class_fraction_lower"] = (("sample", "class"), lo)
-    ds["class_fraction_upper"] = (("sample", "class"), hi)
+    ds["class_fraction"] = (("sample", CLASS_DIM), p)
+    ds["class_fraction_lower"] = (("sample", CLASS_DIM), lo)
+    ds["class_fraction_upper"] = (("sample", CLASS_DIM), hi)
     for proxy in proxies:
         value, lower, upper = proxy_with_bounds(proxy, ds["class_count"])
-        meta = {"numerator": list(proxy.numerator), "denominator": list(proxy.denominator), "kind": proxy.kind,
+        meta = {"numerator": " ".join(proxy.numerator), "denominator": " ".join(proxy.denominator), "kind": proxy.kind,
                 "interval": "95% Wilson" + (" on A/(A+B), as odds" if proxy.kind == "ratio" else "")}
         ds[proxy.name] = ("sample", value, meta)
         ds[f"{proxy.name}_lower"] = ("sample", lower)
@@ -266,16 +270,9 @@ def write_proportions(archive: Archive, *, proxies: Sequence[Proxy] | None = Non
         proxies = recorded_proxies(archive)
     keys = [row.key for row in archive.samples(status="clustered")
             if read_attrs(row.path).get("kmeans_id") == model.id]
-    labels = load_labels(archive)
-    note = ""
-    if labels.belongs_to(model):
-        load_labels(archive, cluster_ids=range(model.n_centres))  # validates against the model's clusters
-        mapping = resolve(labels)
-    else:
-        mapping = {}
-        note = (f"labels.yaml names the clusters of model {labels.kmeans_id}, not of the current {model.id}: "
-                f"class counts and proxies left out")
-        warnings.warn(note, stacklevel=2)
+    labels = current_labels(archive)  # stale names (another model's) refused here as in every reader
+    note = labels.stale_note
+    mapping = resolve(labels)
     attrs = {
         "kmeans_id": model.id,
         "encoder_id": model.encoder_id or "",
@@ -287,14 +284,16 @@ def write_proportions(archive: Archive, *, proxies: Sequence[Proxy] | None = Non
     }
     ds = build_proportions(archive, keys, model.n_centres, labels_mapping=mapping, classes=labels.classes,
                            proxies=proxies, attrs=attrs, checked=checked_counts(labels) if mapping else None)
-    return write_dataset(ds, archive.proportions_path)
+    path = write_dataset(ds, archive.proportions_path)
+    register_results(archive.root)  # an intake entry `proportions` (consolidated metadata)
+    return path
 
 
 def recorded_proxies(archive: Archive) -> tuple[Proxy, ...]:
     path = archive.proportions_path
     if path.exists():
         try:
-            raw = json.loads(xr.open_zarr(str(path), consolidated=False).attrs.get("proxies", "null"))
+            raw = json.loads(xr.open_zarr(str(path)).attrs.get("proxies", "null"))
         except (OSError, ValueError, KeyError):
             raw = None
         if raw:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.errors import SedarchiveError
+from sedarchive.progress import ProgressBar, use_bars
 
 
 @dataclass
@@ -114,6 +115,9 @@ def run_tasks(
         futures[fut] = key
     start = last = time.monotonic()
     done = 0
+    bar = None
+    if not quiet and use_bars(sys.stderr):
+        bar = ProgressBar(len(futures), label, unit="task")
     for fut in as_completed(futures):
         key = futures[fut]
         done += 1
@@ -124,7 +128,14 @@ def run_tasks(
             report.failures[key] = one_line(err)
             state = "FAILED"
         now = time.monotonic()
-        # one line per task for small batches; for large ones at most one line a second (and failures)
+        if bar is not None:  # a terminal: one bar, failures as lines above it
+            bar.update(1, postfix=_show(key))
+            if state == "FAILED":
+                bar.write(f"{label}: {_show(key)} FAILED: {report.failures[key]}")
+            if done == len(futures):
+                bar.close()
+            continue
+        # in a log: one line per task for small batches; for large ones at most one line a second (and failures)
         if len(futures) <= 50 or state == "FAILED" or done == len(futures) or now - last >= 1.0:
             last = now
             eta = (now - start) / done * (len(futures) - done)

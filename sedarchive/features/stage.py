@@ -29,6 +29,7 @@ from sedarchive.features.registry import find_trained, resolve_encoder, set_curr
 from sedarchive.features.settings import EncodeSettings, TrainSettings, preset
 from sedarchive.features.store import encoder_dir, read_history, read_info
 from sedarchive.features.train import fingerprint, read_progress, resolve_device, train_and_save, training_dir
+from sedarchive.progress import ProgressBar
 
 
 def train_stage(archive: Archive, keys: list[SampleKey], client: Any, settings: TrainSettings | None = None, *,
@@ -64,7 +65,10 @@ def train_stage(archive: Archive, keys: list[SampleKey], client: Any, settings: 
         if on_gpu_worker:
             result = _train_on_gpu_worker(client, index, settings, models_dir, quiet)
         else:
-            result = train_and_save(index, settings, models_dir, progress=lambda r: _say(quiet, _epoch_line(r)))
+            # counted in grains over all epochs, so the bar moves within an epoch too (the first may take a minute)
+            with ProgressBar(index.n_grains * settings.epochs, "train", unit="grain", quiet=quiet) as bar:
+                result = train_and_save(index, settings, models_dir, progress=_epoch_progress(bar),
+                                        on_batch=bar.update)
         result["reused"] = False
     set_current(models_dir, encoder=result["model_id"])
     report.results["encoder"] = result
@@ -155,6 +159,17 @@ def _finish(archive: Archive, key: SampleKey, model_id: str, settings: EncodeSet
     recorded["model"] = model_id
     record_stage(archive.sample_path(key), "encode", recorded)
     archive.set_status(key, "encoded", encoder_id=model_id)
+
+
+def _epoch_progress(bar: ProgressBar):
+    """After each epoch: its loss beside the bar, and its line in a log."""
+
+    def done(record: dict[str, Any]) -> None:
+        bar.update(0, postfix=f"epoch {record['epoch']}/{record['epochs']} loss {record['loss']:.4f}")
+        if not bar.shows_bar:
+            bar.write(_epoch_line(record))
+
+    return done
 
 
 def _epoch_line(record: dict[str, Any]) -> str:

@@ -75,20 +75,21 @@ def build_model(settings: TrainSettings, n_layers: int) -> GrainVAE:
 
 
 def train_encoder(index: GrainIndex, settings: TrainSettings, workdir: str | Path,
-                  progress: Progress | None = None) -> tuple[GrainVAE, list[dict[str, Any]]]:
+                  progress: Progress | None = None,
+                  on_batch: Callable[[int], None] | None = None) -> tuple[GrainVAE, list[dict[str, Any]]]:
     """Train (or continue training) a model on the indexed grains; returns it and its history."""
     if settings.threads is None:
-        return _train(index, settings, Path(workdir), progress)
+        return _train(index, settings, Path(workdir), progress, on_batch)
     before = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
     try:
-        return _train(index, settings, Path(workdir), progress)
+        return _train(index, settings, Path(workdir), progress, on_batch)
     finally:
         torch.set_num_threads(before)
 
 
-def _train(index: GrainIndex, settings: TrainSettings, workdir: Path,
-           progress: Progress | None) -> tuple[GrainVAE, list[dict[str, Any]]]:
+def _train(index: GrainIndex, settings: TrainSettings, workdir: Path, progress: Progress | None,
+           on_batch: Callable[[int], None] | None = None) -> tuple[GrainVAE, list[dict[str, Any]]]:
     if index.n_grains < 2:
         raise InputError(f"training needs at least 2 grains, the selected samples have {index.n_grains}")
     device = resolve_device(settings.device)
@@ -129,6 +130,8 @@ def _train(index: GrainIndex, settings: TrainSettings, workdir: Path,
             scaler.update()
             totals += torch.stack([loss.detach(), mse.detach(), kl.detach()]).double().cpu() * len(crops)
             seen += len(crops)
+            if on_batch is not None:
+                on_batch(len(crops))  # grains done: the bar moves within an epoch too
         seconds = time.monotonic() - start
         loss_, mse_, kl_ = (totals / max(seen, 1)).tolist()
         record = {"epoch": epoch + 1, "loss": loss_, "mse": mse_, "kl": kl_, "grains": seen,
@@ -144,7 +147,7 @@ def _train(index: GrainIndex, settings: TrainSettings, workdir: Path,
 
 
 def train_and_save(index: GrainIndex, settings: TrainSettings, models_dir: str | Path,
-                   progress: Progress | None = None) -> dict[str, Any]:
+                   progress: Progress | None = None, on_batch: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Train on the indexed grains and save the model under ``models_dir``; the unit of the stage.
 
     Returns ``{"model_id", "n_grains", "samples", "history", "fingerprint"}``. The working folder
@@ -152,7 +155,7 @@ def train_and_save(index: GrainIndex, settings: TrainSettings, models_dir: str |
     """
     run_id = fingerprint(settings, index)
     workdir = training_dir(models_dir, run_id)
-    model, history = train_encoder(index, settings, workdir, progress)
+    model, history = train_encoder(index, settings, workdir, progress, on_batch)
     info = {
         "encoder": {**settings.to_dict()["encoder"], "n_layers": index.n_layers},
         "train": settings.to_dict(),

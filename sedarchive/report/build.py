@@ -20,7 +20,7 @@ from catalog.errors import ArchiveError
 from catalog.files import replace_dir
 from sedarchive.dask import TaskReport
 from sedarchive.clustering.umap_map import load_map
-from sedarchive.counting.labels import Labels, load_labels, resolve_cluster
+from sedarchive.counting.labels import Labels, current_labels, resolve_cluster
 from sedarchive.counting.results import read_proportions
 from sedarchive.gallery import thumbnails
 from sedarchive.gallery.grains import grain_table, read_grain_images
@@ -88,7 +88,7 @@ def write_report(archive: Archive, settings: ReportSettings | None = None, *, ke
 
     keys = list(keys) if keys is not None else archive.keys()
     table = grain_table(archive, keys)
-    labels = load_labels(archive)
+    labels = current_labels(archive)  # stale names (another model's) refused; the page says so
     decisions = _decisions(labels, table)
     lap("grain table")
 

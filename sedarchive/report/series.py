@@ -52,7 +52,7 @@ def proxy_names(ds) -> list[str]:
     """Data variables of ``proportions.zarr`` that are proxies (along ``sample``, not counts or bounds)."""
     return [str(n) for n, v in ds.data_vars.items()
             if "sample" in v.dims and str(n) not in NOT_PROXIES and not _is_bound(str(n)) and not str(n).endswith("_raw")
-            and not {"cluster", "class"} & set(v.dims) and v.dtype.kind == "f"]
+            and not {"cluster", "grain_class", "class"} & set(v.dims) and v.dtype.kind == "f"]
 
 
 def downcore_series(proportions, table: pd.DataFrame, labels: Labels) -> list[tuple[str, dict, str]]:
@@ -69,7 +69,7 @@ def downcore_series(proportions, table: pd.DataFrame, labels: Labels) -> list[tu
                 frac = "class_fraction_corrected" if "class_fraction_corrected" in ds else "class_fraction"
                 lo, hi = bounds_of(ds, frac)
                 counts = ds["class_count"].sum("sample").values if "class_count" in ds else None
-                for i, cls in enumerate([str(c) for c in ds["class"].values]):
+                for i, cls in enumerate([str(c) for c in ds["grain_class"].values]):
                     if counts is not None and counts[i] == 0:
                         continue
                     series[f"{cls} fraction"] = (ds[frac].values[:, i],

@@ -6,6 +6,7 @@ Routes (everything else is 404):
 - ``GET /api/state`` classes, clusters with their decisions, class proportions
 - ``GET /api/cluster/<id>?offset=&limit=`` a page of a cluster's grains
 - ``GET /grain/<sample>/<particle>.jpg?layer=&side=`` one focal layer (or ``layer=all``)
+- ``GET /api/similar/<sample>/<particle>?k=`` the grains nearest to one grain in the latent space
 - ``POST /api/decision`` one decision as JSON (``Content-Type: application/json``)
 
 Requests must name this server in ``Host`` (no DNS rebinding) and, when they carry an ``Origin``,
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,6 +31,7 @@ STATIC = Path(__file__).parent / "static"
 STATIC_FILES = {"review.js": "text/javascript", "review.css": "text/css"}
 MAX_BODY = 64 * 1024
 _GRAIN = re.compile(r"^/grain/(?P<sample>[A-Za-z0-9][A-Za-z0-9.\-]*_[0-9.]+-[0-9.]+cm)/(?P<particle>\d{1,9})\.jpg$")
+_SIMILAR = re.compile(r"^/api/similar/(?P<sample>[A-Za-z0-9._-]{1,120})/(?P<particle>\d{1,9})$")
 _CLUSTER = re.compile(r"^/api/cluster/(?P<cluster>-?\d{1,9})$")
 
 
@@ -36,6 +39,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
     server_version = "sedarchive-review"
     state: ReviewState  # set on the subclass made by make_server
     quiet = False
+    extra_hosts: frozenset[str] = frozenset()  # --allow-host: e.g. localhost:9000 for an SSH tunnel
 
     # -- plumbing -------------------------------------------------------------------------------
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
@@ -63,9 +67,11 @@ class ReviewHandler(BaseHTTPRequestHandler):
         host, port = self.server.server_address[:2]
         allowed = {f"{host}:{port}", f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"}
         sent = self.headers.get("Host", "")
+        if sent in self.extra_hosts:  # named one by one (--allow-host), so DNS rebinding stays refused
+            allowed.add(sent)
         loopback = host in ("127.0.0.1", "::1", "localhost")
         # on loopback only loopback names (no DNS rebinding); on a chosen address, any name of this port
-        if (sent not in allowed) if loopback else not sent.endswith(f":{port}"):
+        if (sent not in allowed) if loopback else not (sent.endswith(f":{port}") or sent in allowed):
             self._error(HTTPStatus.MISDIRECTED_REQUEST, "unexpected Host header")
             return False
         origin = self.headers.get("Origin")
@@ -104,6 +110,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
                 offset = _int(query, "offset", 0)
                 limit = _int(query, "limit", 60)
                 return self._json(200, self.state.cluster_grains(int(m["cluster"]), offset, limit))
+            if m := _SIMILAR.match(path):
+                return self._json(200, self.state.similar(m["sample"], int(m["particle"]), _int(query, "k", 24)))
             if m := _GRAIN.match(path):
                 raw_layer = query.get("layer", ["all"])[0]
                 layer = None if raw_layer == "all" else _int(query, "layer", 0)
@@ -160,10 +168,22 @@ def _int(query: dict[str, list[str]], name: str, default: int) -> int:
 
 
 def make_server(archive: Archive, host: str = "127.0.0.1", port: int = 0, *, user: str = "expert",
-                quiet: bool = False) -> ThreadingHTTPServer:
-    """A ready server (not yet serving); ``port=0`` picks a free port (``server.server_address``)."""
+                quiet: bool = False, allow_hosts: Sequence[str] = ()) -> ThreadingHTTPServer:
+    """A ready server (not yet serving); ``port=0`` picks a free port (``server.server_address``).
+
+    ``allow_hosts``: further ``host:port`` values of the Host header to accept, e.g. ``localhost:9000``
+    behind ``ssh -L 9000:localhost:8765`` (every other name is still refused: no DNS rebinding).
+    """
+    extra = frozenset(check_allowed_host(h) for h in allow_hosts)
     state = ReviewState(archive, user)
-    handler = type("BoundReviewHandler", (ReviewHandler,), {"state": state, "quiet": quiet})
+    handler = type("BoundReviewHandler", (ReviewHandler,), {"state": state, "quiet": quiet, "extra_hosts": extra})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server
+
+
+def check_allowed_host(text: str) -> str:
+    """``host:port`` as a browser sends it in the Host header, or a clear error."""
+    if not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]{1,253}):\d{1,5}", text or "") or int(text.rpartition(":")[2]) > 65535:
+        raise SedarchiveError(f"--allow-host {text!r}: expected HOST:PORT as the browser shows it, e.g. localhost:9000")
+    return text

@@ -10,16 +10,22 @@ from typing import Any
 
 import numpy as np
 
-from catalog import Archive
+from catalog import Archive, SampleKey, read_array, read_attrs
 from catalog.errors import ArchiveError
+from catalog.store import array_names
+from sedarchive.clustering.model import current_model
 from sedarchive.counting import decisions
-from sedarchive.counting.labels import load_labels, resolve_cluster
+from sedarchive.counting.labels import current_labels, resolve_cluster
 from sedarchive.counting.results import read_proportions
 from sedarchive.gallery import thumbnails
 from sedarchive.gallery.grains import grain_table, read_grain_images
+from sedarchive.review import order as grain_order
 
 MAX_PAGE = 200
 SIDES = (64, 96, 128, 160, 200, 280)
+TYPICAL, DOUBTFUL = 30, 30  # the first page: the most typical grains, then the most doubtful
+MAX_SIMILAR = 100
+ROLES = ("typical", "doubtful", "")
 
 
 class NotFound(ArchiveError):
@@ -45,11 +51,13 @@ class ReviewState:
             ids, counts = np.unique(clusters[clusters >= 0], return_counts=True)
             self.sizes = dict(zip(ids.tolist(), counts.tolist()))
             self.by_cluster = {c: np.flatnonzero(clusters == c) for c in self.sizes}
+            self.pixel_um = {s: _pixel_size(self.archive, s) for s in self.samples}
+            self._orders: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     # -- reading --------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """Classes, every cluster with its decision, and the class proportions of the archive."""
-        labels = load_labels(self.archive)
+        labels = current_labels(self.archive, warn=False)  # stale names: none shown, and the page says why
         clusters = []
         for cid, size in sorted(self.sizes.items()):
             where = resolve_cluster(labels, cid)
@@ -59,7 +67,8 @@ class ReviewState:
                              "by": entry.get("by"), "at": entry.get("at")})
         return {"archive": self.archive.root.name, "user": self.user, "classes": list(labels.classes),
                 "reasons": list(decisions.EXCLUDE_REASONS), "clusters": clusters,
-                "grains": int(len(self.table)), "proportions": self.proportions()}
+                "grains": int(len(self.table)), "proportions": self.proportions(),
+                "stale_labels": labels.stale_note}
 
     def proportions(self) -> dict[str, Any]:
         """Grains per class over the whole archive, from ``proportions.zarr``."""
@@ -67,22 +76,101 @@ class ReviewState:
         if ds is None or "class_count" not in ds:
             return {"classes": {}, "total": 0}
         counts = ds["class_count"].sum("sample").values
-        names = [str(c) for c in ds["class"].values]
+        names = [str(c) for c in ds["grain_class"].values]
         return {"classes": {str(n): int(c) for n, c in zip(names, counts)}, "total": int(counts.sum())}
 
     def cluster_grains(self, cluster: int, offset: int = 0, limit: int = 60) -> dict[str, Any]:
-        """A page of a cluster's grains (sample, particle, sharpest layer, size, flags)."""
+        """A page of a cluster's grains, typical first, then doubtful (see :mod:`sedarchive.review.order`).
+
+        Each grain: sample, particle, sharpest layer, size, flags, ``role`` and its box in µm
+        (``box_um``: height, width; in pixels when the sample has no pixel size), so the page can
+        draw every grain at the same scale.
+        """
         if cluster not in self.sizes:
             raise NotFound(f"cluster {cluster} is not in this archive")
         if not (0 <= offset and 1 <= limit <= MAX_PAGE):
             raise ArchiveError(f"offset {offset} and limit {limit}: need offset >= 0 and 1 <= limit <= {MAX_PAGE}")
-        rows = self.by_cluster[cluster]
-        page = self.table.iloc[rows[offset:offset + limit]]
-        grains = [{"sample": r.sample, "particle": int(r.particle), "layer": int(r.sharpest_layer),
-                   "size": None if not np.isfinite(r.size_um) else round(float(r.size_um), 1),
-                   "unit": r.size_unit, "chopped": bool(r.chopped), "clump": bool(r.clump)}
-                  for r in page.itertuples()]
-        return {"cluster": cluster, "size": int(len(rows)), "offset": offset, "grains": grains}
+        rows, roles = self._order(cluster)
+        picked = rows[offset:offset + limit]
+        grains = [dict(self._grain(r), role=ROLES[int(role)]) for r, role in zip(picked, roles[offset:offset + limit])]
+        return {"cluster": cluster, "size": int(len(rows)), "offset": offset, "grains": grains,
+                "largest_box_um": self._largest_box(rows)}
+
+    def _grain(self, row: int) -> dict[str, Any]:
+        r = self.table.iloc[int(row)]
+        px = self.pixel_um.get(r["sample"]) or 1.0
+        box = [None, None]
+        if "bbox_y0" in self.table.columns:
+            box = [round(float(r["bbox_y1"] - r["bbox_y0"]) * px, 1), round(float(r["bbox_x1"] - r["bbox_x0"]) * px, 1)]
+        size = r["size_um"]
+        return {"sample": r["sample"], "particle": int(r["particle"]), "layer": int(r["sharpest_layer"]),
+                "cluster": int(r["cluster"]), "size": None if not np.isfinite(size) else round(float(size), 1),
+                "unit": r["size_unit"], "chopped": bool(r["chopped"]), "clump": bool(r["clump"]),
+                "box_um": box, "box_unit": "µm" if self.pixel_um.get(r["sample"]) else "px"}
+
+    def _largest_box(self, rows: np.ndarray) -> float | None:
+        if "bbox_y0" not in self.table.columns or not len(rows):
+            return None
+        t = self.table.iloc[rows]
+        px = t["sample"].map(lambda s: self.pixel_um.get(s) or 1.0).to_numpy(float)
+        side = np.maximum(t["bbox_y1"] - t["bbox_y0"], t["bbox_x1"] - t["bbox_x0"]).to_numpy(float) * px
+        return round(float(np.percentile(side, 95)), 1)
+
+    def _latents(self, rows: np.ndarray) -> np.ndarray:
+        """The latents of table rows ``rows`` (NaN rows where a sample has none), read a sample at a time."""
+        rows = np.asarray(rows, np.int64)
+        out: np.ndarray | None = None
+        sub = self.table.iloc[rows]
+        for sample, where in sub.groupby("sample").indices.items():
+            path = self.archive.sample_path(SampleKey.from_name(sample))
+            if "latent" not in array_names(path):
+                continue
+            values = read_array(path, "latent")
+            if out is None:
+                out = np.full((len(rows), values.shape[1]), np.nan, np.float32)
+            out[where] = values[sub["particle"].to_numpy()[where]]
+        return out if out is not None else np.full((len(rows), 1), np.nan, np.float32)
+
+    def _order(self, cluster: int) -> tuple[np.ndarray, np.ndarray]:
+        """The cluster's table rows in display order and their roles (cached until the grains change)."""
+        with self._lock:
+            cached = self._orders.get(cluster)
+            rows = self.by_cluster[cluster]
+        if cached is not None:
+            return cached
+        model = current_model(self.archive)
+        latents = self._latents(rows)
+        samples = self.table["sample"].to_numpy()[rows]
+        if model is None or latents.shape[1] != model.n_features or not 0 <= cluster < model.n_centres:
+            result = rows, np.full(len(rows), 2, np.int64)
+        else:
+            active = ~np.asarray(model.retired, bool)
+            d_own, d_other = grain_order.centre_distances(latents, model.centres, np.full(len(rows), cluster), active)
+            n_typical = min(TYPICAL, (len(rows) + 1) // 2)  # a small cluster shows both halves on one page
+            order, roles = grain_order.typical_first(d_own, d_other, samples, n_typical, DOUBTFUL)
+            result = rows[order], roles
+        with self._lock:
+            self._orders[cluster] = result
+        return result
+
+    def similar(self, sample: str, particle: int, k: int = 24) -> dict[str, Any]:
+        """The ``k`` grains of the archive whose latents are nearest to this grain's (itself left out)."""
+        if sample not in self.samples:
+            raise NotFound(f"sample {sample!r} is not in this archive")
+        if not 1 <= k <= MAX_SIMILAR:
+            raise ArchiveError(f"k={k}: ask for 1 to {MAX_SIMILAR} grains")
+        table = self.table
+        match = np.flatnonzero((table["sample"].to_numpy() == sample) & (table["particle"].to_numpy() == particle))
+        if not len(match):
+            raise NotFound(f"grain {particle} is not in sample {sample}")
+        query = self._latents(match)[0]
+        if not np.isfinite(query).all():
+            raise ArchiveError(f"grain {particle} of {sample} has no latent yet; run `sedarchive encode`")
+        everyone = np.arange(len(table))
+        idx, dist = grain_order.nearest_grains(query, self._latents(everyone), k + 1)
+        keep = [(i, d) for i, d in zip(idx, dist) if i != match[0]][:k]
+        return {"sample": sample, "particle": int(particle),
+                "grains": [dict(self._grain(i), distance=round(float(d), 4)) for i, d in keep]}
 
     def grain_image(self, sample: str, particle: int, layer: int | None, side: int) -> bytes:
         """JPEG of one focal layer of a grain (``layer=None``: all layers side by side)."""
@@ -106,7 +194,7 @@ class ReviewState:
         action, params = check_decision(request)
         result = decisions.apply_decision(self.archive, action, params, user=self.user,
                                           known_clusters=set(self.sizes))
-        if result.get("new_clusters"):
+        if result.get("new_clusters") or action == "move":
             self.reload()
         state = self.state()
         state["new_clusters"] = result.get("new_clusters", [])
@@ -121,6 +209,7 @@ DECISION_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     "clear": {"cluster": (int,)},
     "add_class": {"class": (str,)},
     "split": {"cluster": (int,), "n": (int,)},
+    "move": {"sample": (str,), "particle": (int,), "into": (int,)},
 }
 
 
@@ -148,3 +237,12 @@ def check_decision(request: Any) -> tuple[str, dict[str, Any]]:
                               or not all(isinstance(c, int) and not isinstance(c, bool) for c in params["clusters"])):
         raise ArchiveError("merge: 'clusters' must be a list of at most 1000 integer ids")
     return action, params
+
+
+def _pixel_size(archive: Archive, sample: str) -> float | None:
+    """µm per pixel of a sample's photos (None when the store does not say)."""
+    try:
+        value = read_attrs(archive.sample_path(SampleKey.from_name(sample))).get("pixel_size_um")
+    except ArchiveError:
+        return None
+    return float(value) if value else None

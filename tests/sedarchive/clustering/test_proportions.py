@@ -59,13 +59,13 @@ def test_named_proportions_have_contract_names_and_true_fractions(named):
                  "foram_fragmentation", "foram_fragmentation_lower", "foram_fragmentation_upper",
                  "biogenic_terrigenous", "biogenic_terrigenous_lower", "biogenic_terrigenous_upper"):
         assert name in ds, name
-    assert ds["class_count"].dims == ("sample", "class")
-    assert (ds["class_count"].sum("class") == ds["count"].sum("cluster")).all()
+    assert ds["class_count"].dims == ("sample", "grain_class")
+    assert (ds["class_count"].sum("grain_class") == ds["count"].sum("cluster")).all()
     kinds = ["quartz", "dark", "foram_intact", "foram_broken"]
     for key, blob in truth.items():
         plain = blob[np.arange(len(blob)) % 7 != 0]
         expected = np.bincount(plain, minlength=4)
-        got = ds["class_count"].sel(sample=key.name, **{"class": kinds}).values
+        got = ds["class_count"].sel(sample=key.name, grain_class=kinds).values
         assert np.array_equal(got, expected)
 
 
@@ -73,14 +73,14 @@ def test_intervals_contain_the_point_estimates(named):
     ds = open_proportions(named[0])
     frac = ds["class_fraction"]
     assert ((ds["class_fraction_lower"] <= frac) & (frac <= ds["class_fraction_upper"])).all()
-    assert np.allclose(frac.sum("class"), 1.0)
+    assert np.allclose(frac.sum("grain_class"), 1.0)
     for proxy in ("foram_fragmentation", "biogenic_terrigenous"):
         value = ds[proxy]
         assert np.isfinite(value).all()
         assert ((ds[f"{proxy}_lower"] <= value) & (value <= ds[f"{proxy}_upper"])).all()
         assert (ds[f"{proxy}_upper"] > ds[f"{proxy}_lower"]).all()
     counts = ds["class_count"].sel(sample="X_0-2cm")
-    broken, intact = int(counts.sel({"class": "foram_broken"})), int(counts.sel({"class": "foram_intact"}))
+    broken, intact = int(counts.sel(grain_class="foram_broken")), int(counts.sel(grain_class="foram_intact"))
     assert float(ds["foram_fragmentation"].sel(sample="X_0-2cm")) == pytest.approx(broken / (broken + intact))
 
 
@@ -121,7 +121,7 @@ def test_names_of_an_older_model_do_not_carry_over_to_a_refit(tmp_path):
     old = current_model(archive).id
     lab.name_cluster(archive, 0, "quartz")
     assert lab.load_labels(archive).kmeans_id == old
-    with pytest.warns(UserWarning, match=f"labels.yaml names the clusters of model {old}"):
+    with pytest.warns(UserWarning, match=f"labels.yaml names the clusters of K-means model {old}"):
         run_stage(archive, archive.keys(), None, ClusterSettings(k=3, seed=4, refit=True, umap_points=0), quiet=True)
     ds = open_proportions(archive)
     assert "class_count" not in ds and ds.attrs["labels_note"]

@@ -64,12 +64,12 @@ def test_overlapping_scan_counts_each_grain_once_and_falls_back_without_position
     truth = plate_fractions(grains, KINDS)
     row = ds.isel(sample=0)
     for kind in KINDS:
-        lo = float(row["class_fraction_corrected_lower"].sel({"class": kind}))
-        hi = float(row["class_fraction_corrected_upper"].sel({"class": kind}))
+        lo = float(row["class_fraction_corrected_lower"].sel({"grain_class": kind}))
+        hi = float(row["class_fraction_corrected_upper"].sel({"grain_class": kind}))
         assert lo - 0.02 <= truth[kind] <= hi + 0.02, kind
     # proxies use the corrected counts; the raw ones stay beside them
     cc = row["class_count_corrected"]
-    frag = float(cc.sel({"class": "foram_broken"}) / cc.sel({"class": ["foram_broken", "foram_intact"]}).sum())
+    frag = float(cc.sel({"grain_class": "foram_broken"}) / cc.sel({"grain_class": ["foram_broken", "foram_intact"]}).sum())
     assert np.isclose(float(row["foram_fragmentation"]), frag)
     assert "foram_fragmentation_raw" in ds and "foram_fragmentation_raw_upper" in ds
     assert float(row["foram_fragmentation_lower"]) <= frag <= float(row["foram_fragmentation_upper"])

@@ -58,7 +58,7 @@ def test_review_page_names_merges_excludes_and_it_all_lasts(browser, review_serv
     page.fill("#merge-into", str(a))
     page.press("#merge-into", "Enter")
     _saved(page)
-    # exclude the fourth as chopped (keyboard c)
+    # exclude the fourth as cut off (keyboard c)
     page.click(f"#cluster-list li[data-cluster='{d}']")
     page.keyboard.press("c")
     _saved(page)
@@ -76,15 +76,19 @@ def test_review_page_names_merges_excludes_and_it_all_lasts(browser, review_serv
     page.wait_for_selector(f"#cluster-list li[data-cluster='{d}'] .badge.excluded")
     badges = dict(zip(ids[:4], (page.inner_text(f"#cluster-list li[data-cluster='{i}'] .badge") for i in ids[:4])))
     assert badges[a] == "quartz" and badges[b] == "dark"
-    assert badges[c] == f"merged into {a} (quartz)" and badges[d] == "excluded: chopped"
+    assert badges[c] == f"merged into {a} (quartz)" and badges[d] == "excluded: cut_off"
     assert page.is_visible("#prop-bars .bar[data-class='quartz']")
+    # the bars draw: the filled part is as wide as the class's share of the track
+    fill, track = page.evaluate("""() => { const b = document.querySelector("#prop-bars .bar[data-class='quartz']");
+        return [b.querySelector('.fill').getBoundingClientRect().width, b.querySelector('.track').getBoundingClientRect().width]; }""")
+    assert track > 100 and fill > 0
     assert not errors
 
     labels = yaml.safe_load(archive.labels_path.read_text())
     assert labels["clusters"][a]["class"] == "quartz" and labels["clusters"][a]["by"] == "tester"
     assert labels["clusters"][b]["class"] == "dark"
     assert labels["clusters"][c]["merged_into"] == a
-    assert labels["clusters"][d]["excluded"] is True and labels["clusters"][d]["reason"] == "chopped"
+    assert labels["clusters"][d]["excluded"] is True and labels["clusters"][d]["reason"] == "cut_off"
 
     from sedarchive.report import grain_table
     from sedarchive.counting.results import open_proportions
@@ -93,11 +97,11 @@ def test_review_page_names_merges_excludes_and_it_all_lasts(browser, review_serv
     plain = table[~table["chopped"] & ~table["clump"]]
     ds = open_proportions(archive)
     counts = ds["class_count"].sum("sample")
-    assert int(counts.sel({"class": "quartz"})) == int(plain["cluster"].isin([a, c]).sum())
-    assert int(counts.sel({"class": "dark"})) == int((plain["cluster"] == b).sum())
+    assert int(counts.sel(grain_class="quartz")) == int(plain["cluster"].isin([a, c]).sum())
+    assert int(counts.sel(grain_class="dark")) == int((plain["cluster"] == b).sum())
     assert int(counts.sum()) == int(plain["cluster"].isin([a, b, c]).sum())  # d is excluded
     shown = page.inner_text("#prop-bars .bar[data-class='quartz'] .val")
-    assert shown.startswith(f"{int(counts.sel({'class': 'quartz'}))} (")
+    assert shown.startswith(f"{int(counts.sel(grain_class='quartz'))} (")
 
 
 def test_report_page_shows_the_map_and_the_galleries(browser, clustered_archive, tmp_path):
@@ -148,3 +152,110 @@ def test_report_page_shows_the_map_and_the_galleries(browser, clustered_archive,
     keep = os.environ.get("SEDARCHIVE_SCREENSHOT_DIR")
     if keep:
         shutil.copy(shot, Path(keep) / "report.png")
+
+
+def test_review_page_typical_first_auto_advance_single_move_and_similar(browser, review_server, tmp_path):
+    """The expert's loop: typical grains first at true scale, a decision moves on by itself, one grain is
+    moved out of its cluster, and grains like one are shown."""
+    import numpy as np
+
+    from catalog import SampleKey, read_array
+    from sedarchive.clustering.model import current_model
+
+    archive = review_server.archive
+    model = current_model(archive)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    errors = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(review_server.url + "/")
+    page.wait_for_selector("#cluster-list li")
+    page.wait_for_function("() => document.querySelectorAll('#grains img').length > 0")
+    first = int(page.get_attribute("#cluster-list li.active", "data-cluster"))
+
+    # typical first: the first grain shown is the one nearest the centre, and every sample shows at once
+    grains = page.eval_on_selector_all("#grains figure", "els => els.map(e => [e.dataset.sample, +e.dataset.particle, e.dataset.role])")
+    dist = [float(np.linalg.norm(read_array(archive.sample_path(SampleKey.from_name(s)), "latent")[p] - model.centres[first]))
+            for s, p, _ in grains]
+    assert dist[0] == min(dist) and grains[0][2] == "typical"
+    assert page.inner_text(".role-head[data-role='typical']").startswith("most typical")
+    samples = {s for s, _, _ in grains}
+    assert {s for s, _, _ in grains[:len(samples)]} == samples
+
+    # true scale: each picture's width on screen is its box in µm times one scale, shown by the bar in µm
+    page.wait_for_function("() => Array.from(document.querySelectorAll('#grains img')).every(i => i.complete && i.naturalWidth > 0)")
+    um, px = int(page.get_attribute("#scale-bar", "data-um")), int(page.get_attribute("#scale-bar", "data-px"))
+    assert px > 10 and page.inner_text("#scale-bar").strip() == f"{um} µm"
+    widths = page.eval_on_selector_all("#grains img", "els => els.map(e => e.getBoundingClientRect().width)")
+    table = {(g["sample"], g["particle"]): g for g in _grains(review_server, first)}
+    for (s, p, _), w in zip(grains, widths):
+        assert abs(w - table[(s, p)]["box_um"][1] * px / um) <= 1.5
+    assert max(widths) > 1.5 * min(widths)  # big and small grains look big and small
+    shot = tmp_path / "review.png"
+    page.screenshot(path=str(shot), full_page=False)
+    keep = os.environ.get("SEDARCHIVE_SCREENSHOT_DIR")
+    if keep:
+        shutil.copy(shot, Path(keep) / "review.png")
+
+    # auto-advance: naming the cluster shows the next undecided one, with its grains
+    page.keyboard.press("1")
+    _saved(page)
+    page.wait_for_function(f"() => document.querySelector('#cluster-list li.active').dataset.cluster !== '{first}'")
+    second = int(page.get_attribute("#cluster-list li.active", "data-cluster"))
+    page.wait_for_function(f"() => document.querySelector('#current-title').textContent === 'cluster {second}'")
+    page.wait_for_function("() => document.querySelectorAll('#grains figure').length > 0")
+
+    # a single grain moved out of the cluster into the first one
+    fig = page.locator("#grains figure").first
+    sample, particle = fig.get_attribute("data-sample"), int(fig.get_attribute("data-particle"))
+    fig.hover()
+    fig.locator("button.move").click()
+    page.fill("#move-into", str(first))
+    page.press("#move-into", "Enter")
+    _saved(page)
+    stored = read_array(archive.sample_path(SampleKey.from_name(sample)), "cluster")
+    assert stored[particle] == first
+    assert yaml.safe_load(archive.labels_path.read_text())["moved_grains"][-1]["to"] == first
+    page.wait_for_function(f"() => !document.querySelector('#grains figure[data-sample=\"{sample}\"][data-particle=\"{particle}\"]')")
+
+    # grains like this one: nearest in the latent space, each with its cluster
+    fig = page.locator("#grains figure").first
+    q_sample, q_particle = fig.get_attribute("data-sample"), int(fig.get_attribute("data-particle"))
+    fig.hover()
+    fig.locator("button.like").click()
+    page.wait_for_selector("#similar:not([hidden]) #similar-grains figure a.cl")
+    near = page.eval_on_selector_all("#similar-grains figure", "els => els.slice(1).map(e => [e.dataset.sample, +e.dataset.particle])")
+    query = read_array(archive.sample_path(SampleKey.from_name(q_sample)), "latent")[q_particle]
+    d = [float(np.linalg.norm(read_array(archive.sample_path(SampleKey.from_name(s)), "latent")[p] - query)) for s, p in near]
+    assert len(near) == 24 and d == sorted(d)
+    page.wait_for_function("() => Array.from(document.querySelectorAll('#similar-grains img')).every(i => i.complete && i.naturalWidth > 0)")
+    page.locator("#similar").scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "similar.png"), full_page=True)
+    if keep:
+        shutil.copy(tmp_path / "similar.png", Path(keep) / "similar.png")
+    assert not errors
+
+
+def _grains(server, cluster):
+    import http.client
+    import json
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.request("GET", f"/api/cluster/{cluster}?limit=200", headers={"Host": f"127.0.0.1:{server.port}"})
+    body = json.loads(conn.getresponse().read())
+    conn.close()
+    return body["grains"]
+
+
+def test_review_page_says_at_load_that_the_names_belong_to_another_model(browser, clustered_archive, start_server):
+    from sedarchive.counting import labels
+
+    labels.name_cluster(clustered_archive, 0, "quartz", by="ann")
+    raw = yaml.safe_load(clustered_archive.labels_path.read_text())
+    raw["kmeans_id"] = "kmeans-replaced-by-a-refit"
+    clustered_archive.labels_path.write_text(yaml.safe_dump(raw))
+    server = start_server(clustered_archive)
+    page = browser.new_page()
+    page.goto(server.url + "/")
+    page.wait_for_selector("#stale-labels:not([hidden])")
+    assert "kmeans-replaced-by-a-refit" in page.inner_text("#stale-labels")
+    assert page.inner_text("#cluster-list li[data-cluster='0'] .badge") == "not named"

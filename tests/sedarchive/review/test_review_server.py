@@ -99,14 +99,14 @@ def test_decisions_are_saved_at_once_and_survive_a_restart(review_server, cluste
     for decision in ({"action": "name", "cluster": a, "class": "dark"},
                      {"action": "add_class", "class": "glauconite"},
                      {"action": "name", "cluster": b, "class": "glauconite"},
-                     {"action": "exclude", "cluster": c, "reason": "clump"}):
+                     {"action": "exclude", "cluster": c, "reason": "touching"}):
         status, data = request(review_server, "POST", "/api/decision", decision)
         assert status == 200, data
     saved = yaml.safe_load(clustered_archive.labels_path.read_text())
     assert saved["clusters"][a]["class"] == "dark" and saved["clusters"][a]["by"] == "tester"
     assert saved["clusters"][a]["at"].startswith("20")
     assert "glauconite" in saved["classes"] and saved["clusters"][b]["class"] == "glauconite"
-    assert saved["clusters"][c] | {"by": None, "at": None} == {"excluded": True, "reason": "clump", "by": None, "at": None}
+    assert saved["clusters"][c] | {"by": None, "at": None} == {"excluded": True, "reason": "touching", "by": None, "at": None}
     sizes = {x["id"]: x["size"] for x in state(review_server)["clusters"]}
     props = state(review_server)["proportions"]["classes"]
     assert props["dark"] <= sizes[a] and props["glauconite"] <= sizes[b]  # chopped/clump grains are left out
