@@ -1,7 +1,8 @@
 """Classifier benchmark on simulated samples: corrected class fractions vs truth, interval coverage, expert loop.
 
-    python bench/classify.py                 # 8 samples x 24 positions: 4 to train on, 4 never seen (~15-30 min)
-    python bench/classify.py --quick         # 4 samples x 10 positions (a smoke test)
+    python bench/classify.py                 # 8 samples x 16 positions: 4 to train on, 4 never seen (~30 min)
+    python bench/classify.py --quick         # 4 samples x 10 positions (a smoke test, ~7 min)
+    python bench/classify.py --archive DIR   # simulate into DIR and keep it; an existing DIR is reused
 
 Simulates samples with known kind fractions (``acquisition.sim``), runs the project's segment, train
 (cpu preset), encode and cluster stages (the clustering is fitted on the training samples only),
@@ -128,7 +129,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller data (a smoke test of the benchmark)")
     parser.add_argument("--workdir", help="where the temporary archive goes (default: the system temp folder)")
-    parser.add_argument("--keep", action="store_true", help="keep the archive")
+    parser.add_argument("--archive", help="simulate into this folder and keep it; an existing one is reused")
     opts = parser.parse_args()
     from acquisition.sim import GRAIN_KINDS
     from sedarchive.classification.apply import run_stage as classify
@@ -136,12 +137,19 @@ def main() -> None:
     from sedarchive.classification.training import train
     from sedarchive.clustering import ClusterSettings, run_stage as cluster
 
-    n_samples, n_positions, epochs = (4, 10, 3) if opts.quick else (8, 24, 6)
+    n_samples, n_positions, epochs = (4, 10, 3) if opts.quick else (8, 16, 4)
     workdir = Path(tempfile.mkdtemp(prefix="bench-classify-", dir=opts.workdir))
     rows = []
     try:
         start = time.perf_counter()
-        archive = simulate(workdir / "archive", n_samples, n_positions, epochs)
+        if opts.archive and Path(opts.archive, "samples").is_dir():
+            archive = Archive.open(opts.archive)
+            n_samples = len(archive.keys())
+            for done in (archive.corrections_path, archive.labels_path):  # start the naming and the loop afresh
+                done.unlink(missing_ok=True)
+        else:
+            archive = simulate(Path(opts.archive) if opts.archive else workdir / "archive", n_samples, n_positions,
+                               epochs)
         keys = archive.keys()
         train_keys, test = keys[: n_samples // 2], keys[n_samples // 2:]
         table = {k: truths(archive, k) for k in keys}
@@ -149,7 +157,7 @@ def main() -> None:
         rows.append(("simulated archive", f"{n_samples} samples x {n_positions} positions, {n_grains} grains found; "
                                           f"segment+train({epochs} epochs)+encode {time.perf_counter() - start:.0f} s"))
         n_train_grains = sum(int((~table[k]["flagged"]).sum()) for k in train_keys)
-        k = min(40, max(4, n_train_grains // 15))
+        k = min(40, max(4, n_train_grains // 12))
         cluster(archive, train_keys, None, ClusterSettings(k=k, umap_points=0, refit=True), quiet=True)
         named = name_clusters(archive, train_keys, table)
         start = time.perf_counter()
@@ -191,10 +199,7 @@ def main() -> None:
                      f"{fixed} of them were wrong; model {model.id} -> {retrained.id}; accuracy on the matched "
                      f"grains of the unseen samples {before:.3f} -> {after:.3f}"))
     finally:
-        if not opts.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"archive kept in {workdir}")
+        shutil.rmtree(workdir, ignore_errors=True)
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
