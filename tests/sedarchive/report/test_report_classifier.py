@@ -1,8 +1,13 @@
 """The report's classifier section: read from the saved model's metrics, nothing loaded or refitted."""
 from __future__ import annotations
 
+import pytest
+
 from sedarchive.report import write_report
 from sedarchive.report.classifier import classifier_section
+
+
+pytestmark = pytest.mark.slow  # trains and classifies a real archive
 
 
 def test_classifier_section_before_and_after_training(clustered_archive):

@@ -1,12 +1,17 @@
 """The review server's classifier endpoints: least-sure grains listed, corrections checked and stored."""
 from __future__ import annotations
 
+import pytest
+
 import http.client
 import json
 
 import yaml
 
 from catalog import read_array
+
+
+pytestmark = pytest.mark.slow  # trains and classifies a real archive
 
 
 def _request(server, method, path, body=None):
