@@ -6,7 +6,6 @@ import pytest
 from sedarchive.report import write_report
 from sedarchive.report.classifier import classifier_section
 
-
 pytestmark = pytest.mark.slow  # trains and classifies a real archive
 
 

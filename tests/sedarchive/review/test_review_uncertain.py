@@ -10,7 +10,6 @@ import yaml
 
 from catalog import read_array
 
-
 pytestmark = pytest.mark.slow  # trains and classifies a real archive
 
 
