@@ -180,6 +180,10 @@ def main() -> None:
         rows.append(("unseen samples: corrected - true kinds of the same grains",
                      f"max {100 * max(f['same']):.1f}, mean {100 * np.mean(f['same']):.1f} pp (uncorrected: max "
                      f"{100 * max(f['raw_same']):.1f}, mean {100 * np.mean(f['raw_same']):.1f} pp)"))
+        n_test = [int((~table[t]["flagged"]).sum()) for t in test]
+        rows.append(("unseen samples: unflagged grains", f"{min(n_test)} to {max(n_test)} per sample (binomial 95% "
+                                                          f"half-width at p = 0.25: "
+                                                          f"{196 * np.sqrt(0.25 * 0.75 / np.mean(n_test)):.1f} pp)"))
         rows.append(("95% interval coverage",
                      f"plate truth {100 * np.mean(f['cover_plate']):.0f} %, same grains "
                      f"{100 * np.mean(f['cover_same']):.0f} % (target >= 90 %); mean width "
@@ -198,6 +202,11 @@ def main() -> None:
         rows.append(("expert loop: 50 least-sure training grains corrected",
                      f"{fixed} of them were wrong; model {model.id} -> {retrained.id}; accuracy on the matched "
                      f"grains of the unseen samples {before:.3f} -> {after:.3f}"))
+        g = fractions_vs_truth(archive, test, table, GRAIN_KINDS)
+        rows.append(("  after retraining: corrected - plate truth",
+                     f"max {100 * max(g['plate']):.1f}, mean {100 * np.mean(g['plate']):.1f} pp; same grains max "
+                     f"{100 * max(g['same']):.1f}, mean {100 * np.mean(g['same']):.1f} pp; coverage plate "
+                     f"{100 * np.mean(g['cover_plate']):.0f} %, same grains {100 * np.mean(g['cover_same']):.0f} %"))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     width = max(len(r[0]) for r in rows)
