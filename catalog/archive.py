@@ -80,6 +80,16 @@ class Archive:
         """``run.json``: seconds per stage of the latest ``sedarchive run``."""
         return self.root / "run.json"
 
+    @property
+    def classified_path(self) -> Path:
+        """``classified.zarr``: class fractions per sample from the grain classifier (``sedarchive classify``)."""
+        return self.root / "classified.zarr"
+
+    @property
+    def corrections_path(self) -> Path:
+        """``corrections.yaml``: the expert's classes for single grains (training data of the classifier)."""
+        return self.root / "corrections.yaml"
+
     def sample_path(self, key: SampleKey) -> Path:
         return self.samples_dir / key.core / f"{key.name}.zarr"
 

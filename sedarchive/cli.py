@@ -15,6 +15,8 @@ from catalog.errors import SedarchiveError
 from sedarchive.commands import (
     acquire,
     catalog as catalog_verb,
+    classify,
+    classify_train,
     cluster,
     demo,
     encode,
@@ -30,8 +32,9 @@ from sedarchive.commands import (
 _default_formatwarning = None
 
 #: the verbs in the order ``--help`` lists them (each module imports its heavy stacks only when it runs)
-COMMANDS = (demo, acquire, ingest, catalog_verb, segment, train, encode, cluster, report, run, review, export)
-VERBS = tuple(module.__name__.rpartition(".")[2] for module in COMMANDS)
+COMMANDS = (demo, acquire, ingest, catalog_verb, segment, train, encode, cluster, report, run, review, export,
+            classify_train, classify)
+VERBS = tuple(module.__name__.rpartition(".")[2].replace("_", "-") for module in COMMANDS)
 
 
 class Parser(argparse.ArgumentParser):

@@ -26,6 +26,8 @@ ACTIONS = ("name", "merge", "exclude", "clear", "add_class", "split", "move")
 #: why a cluster is left out of the counts: words that are not class names (classes say what a grain
 #: is; a reason says why a cluster is not counted). Older labels.yaml files with other reasons still read.
 EXCLUDE_REASONS = ("cut_off", "touching", "not_a_grain", "other")
+#: reasons written before issue 17 (still read: such clusters stay out of the class counts)
+OLD_EXCLUDE_REASONS = ("chopped", "clump", "debris")
 
 
 def labels_view(archive: Archive) -> dict[str, Any]:

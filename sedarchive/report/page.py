@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from catalog import Archive
 from sedarchive import __version__
+from sedarchive.report.classifier import classifier_section
 from sedarchive.report.figures import class_colours, cluster_colour
 
 if TYPE_CHECKING:
@@ -18,7 +19,8 @@ def render_page(archive: Archive, summary: dict[str, Any], maps: list[dict[str, 
                 downcore: list[dict[str, Any]], labels: Labels) -> str:
     """The whole page as one string (every link relative, nothing fetched from elsewhere)."""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    nav = [("summary", "Run summary"), ("map", "Map"), ("downcore", "Down-core"), ("clusters", "Clusters")]
+    nav = [("summary", "Run summary"), ("map", "Map"), ("downcore", "Down-core"), ("classifier", "Classifier"),
+           ("clusters", "Clusters")]
     body = [
         f"<header><h1>{escape(archive.root.name)} <span class=sub>sediment grains report</span></h1>",
         f"<p class=meta>written {stamp} by sedarchive {escape(__version__)} from <code>{escape(str(archive.root))}</code></p>",
@@ -27,6 +29,7 @@ def render_page(archive: Archive, summary: dict[str, Any], maps: list[dict[str, 
         _summary(summary),
         _maps(maps),
         _downcore(downcore),
+        classifier_section(archive),
         _clusters(clusters, labels),
         '<div id=lightbox hidden><div class=box><button class=close aria-label=close>&times;</button>'
         '<img alt="all focal layers"><p class=caption></p></div></div>',

@@ -8,6 +8,8 @@ Routes (everything else is 404):
 - ``GET /grain/<sample>/<particle>.jpg?layer=&side=`` one focal layer (or ``layer=all``)
 - ``GET /api/similar/<sample>/<particle>?k=`` the grains nearest to one grain in the latent space
 - ``POST /api/decision`` one decision as JSON (``Content-Type: application/json``)
+- ``GET /uncertain`` the classifier's page; ``GET /api/uncertain?limit=`` the grains it is least sure
+  of; ``POST /api/correction`` one grain's class (:mod:`sedarchive.review.uncertain`)
 
 Requests must name this server in ``Host`` (no DNS rebinding) and, when they carry an ``Origin``,
 come from the page itself; bodies are limited in size and checked field by field.
@@ -25,10 +27,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from catalog import Archive
 from catalog.errors import SedarchiveError
+from sedarchive.review import uncertain
 from sedarchive.review.state import NotFound, ReviewState
 
 STATIC = Path(__file__).parent / "static"
-STATIC_FILES = {"review.js": "text/javascript", "review.css": "text/css"}
+STATIC_FILES = {"review.js": "text/javascript", "review.css": "text/css", "uncertain.js": "text/javascript"}
 MAX_BODY = 64 * 1024
 _GRAIN = re.compile(r"^/grain/(?P<sample>[A-Za-z0-9][A-Za-z0-9.\-]*_[0-9.]+-[0-9.]+cm)/(?P<particle>\d{1,9})\.jpg$")
 _SIMILAR = re.compile(r"^/api/similar/(?P<sample>[A-Za-z0-9._-]{1,120})/(?P<particle>\d{1,9})$")
@@ -106,6 +109,10 @@ class ReviewHandler(BaseHTTPRequestHandler):
                 return self._send(200, (STATIC / name).read_bytes(), STATIC_FILES[name] + "; charset=utf-8")
             if path == "/api/state":
                 return self._json(200, self.state.state())
+            if path == "/uncertain":
+                return self._send(200, (STATIC / "uncertain.html").read_bytes(), "text/html; charset=utf-8")
+            if path == "/api/uncertain":
+                return self._json(200, uncertain.uncertain_page(self.state.archive, _int(query, "limit", 50)))
             if m := _CLUSTER.match(path):
                 offset = _int(query, "offset", 0)
                 limit = _int(query, "limit", 60)
@@ -131,7 +138,9 @@ class ReviewHandler(BaseHTTPRequestHandler):
         parsed = self._path()
         if parsed is None:
             return
-        if parsed[0] != "/api/decision":
+        handlers = {"/api/decision": self.state.decide,
+                    "/api/correction": lambda r: uncertain.correct(self.state.archive, r, self.state.user)}
+        if parsed[0] not in handlers:
             return self._error(404, f"nothing to post at {parsed[0]}")
         if self.headers.get_content_type() != "application/json":
             return self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send decisions as application/json")
@@ -146,7 +155,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             return self._error(400, f"malformed JSON: {err}")
         try:
-            return self._json(200, self.state.decide(request))
+            return self._json(200, handlers[parsed[0]](request))
         except NotFound as err:
             return self._error(404, str(err))
         except SedarchiveError as err:

@@ -1,0 +1,176 @@
+"""``classify``: every grain gets a class from the current classifier, and every sample corrected fractions.
+
+One Dask task per sample reads the features in blocks and writes ``grain_class (particle) int16``
+(code into the store attribute ``grain_classes``; -1: not classified) and ``class_probability
+(particle) float32``; it returns the sample's predicted counts and summed probabilities (unflagged
+grains only, as in ``proportions.zarr``). The client records the classifier id in the store and
+writes ``classified.zarr`` (dims ``sample`` and ``grain_class``) for every sample the current
+classifier has classified: predicted counts, the raw classify-and-count fractions, the mean of the
+probabilities, and the fractions corrected for the held-out confusion with 95% intervals that
+include sampling and classifier error (:mod:`sedarchive.classification.adjust`).
+
+Neither the encoder nor the K-means model is touched: a sample only needs latents.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from catalog import Archive, SampleKey, create_variables, read_attrs, status_rank, update_attrs, write_region
+from catalog.files import write_dataset
+from catalog.store import array_chunks, array_names, array_shape, read_flags
+from sedarchive.classification.adjust import fraction_intervals, renormalised
+from sedarchive.classification.features import morphometrics_of, read_features
+from sedarchive.classification.model import (
+    ClassificationError,
+    ClassifierModel,
+    current_classifier,
+    load_model_dir,
+    model_dir,
+)
+from sedarchive.dask.tasks import TaskReport, one_line, run_tasks
+
+N_BOOT = 400
+
+
+def classify_sample(path: str, model_folder: str, block_rows: int = 65536) -> dict[str, list[float]]:
+    """Dask task: classify every grain of one store; returns predicted counts and probability sums (unflagged)."""
+    model = load_model_dir(model_folder)
+    morph = morphometrics_of(model.features)
+    n = int(array_shape(path, "latent")[0])
+    k = len(model.classes)
+    counts = np.zeros(k, np.int64)
+    sums = np.zeros(k)
+    if n == 0:
+        return {"counts": counts.tolist(), "probability_sums": sums.tolist()}
+    chopped, clump = read_flags(path, n)
+    plain = ~(chopped | clump)
+    chunk = array_chunks(path, "grain_class")[0]
+    step = max(chunk, (block_rows // chunk) * chunk)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        x = read_features(path, morph, slice(start, stop))
+        finite = np.isfinite(x).all(axis=1)
+        code = np.full(stop - start, -1, np.int16)
+        best = np.full(stop - start, np.nan, np.float32)
+        if finite.any():
+            proba = model.predict_proba(x[finite])
+            code[finite] = proba.argmax(axis=1)
+            best[finite] = proba.max(axis=1)
+            mine = plain[start:stop][finite]
+            counts += np.bincount(proba.argmax(axis=1)[mine], minlength=k)
+            sums += proba[mine].sum(axis=0)
+        write_region(path, "grain_class", start, code)
+        write_region(path, "class_probability", start, best)
+    return {"counts": counts.tolist(), "probability_sums": sums.tolist()}
+
+
+def run_stage(archive: Archive, keys: Sequence[SampleKey], client: Any, *, quiet: bool = False,
+              n_boot: int = N_BOOT) -> TaskReport:
+    """Classify ``keys`` with the current classifier (``client=None``: here), then write ``classified.zarr``."""
+    model = current_classifier(archive)
+    if model is None:
+        raise ClassificationError(f"{archive.root}: no classifier yet; run `sedarchive classify-train` first")
+    keys = list(keys)
+    for key in keys:  # refuse before any work: every sample must hold latents of the model's encoder
+        path = archive.sample_path(key)
+        attrs = read_attrs(path)
+        if status_rank(attrs.get("status", "acquiring")) < status_rank("encoded") or "latent" not in array_names(path):
+            raise ClassificationError(f"sample {key.name} is not encoded yet; run `sedarchive encode` first")
+        model.check_encoder(attrs.get("encoder_id"), f"sample {key.name}")
+        missing = [m for m in morphometrics_of(model.features) if m not in array_names(path)]
+        if missing:
+            raise ClassificationError(f"sample {key.name} has no {missing[0]}, which classifier {model.id} uses")
+    todo = {}
+    for key in keys:
+        path = archive.sample_path(key)
+        n = int(array_shape(path, "latent")[0])
+        chunk = array_chunks(path, "latent")[0] if n else 1
+        create_variables(path, {"grain_class": (("particle",), (n,), np.int16, (chunk,)),
+                                "class_probability": (("particle",), (n,), np.float32, (chunk,))},
+                         fill_values={"grain_class": -1, "class_probability": np.nan})
+        update_attrs(path, classifier_id="", grain_classes=list(model.classes))
+        todo[key] = (str(path), str(model_dir(archive, model.id)))
+    report = TaskReport()
+    if client is None:
+        for key, args in todo.items():
+            try:
+                report.results[key] = classify_sample(*args)
+            except Exception as err:  # noqa: BLE001 - one bad sample does not stop the others
+                report.failures[key] = one_line(err)
+    else:
+        done = run_tasks(client, classify_sample, todo, label="classify", quiet=quiet)
+        report.results.update(done.results)
+        report.failures.update(done.failures)
+    for key, result in report.results.items():
+        update_attrs(archive.sample_path(key), classifier_id=model.id, grain_classes=list(model.classes),
+                     classified_counts=result["counts"], probability_sums=result["probability_sums"])
+    write_results(archive, model, n_boot=n_boot)
+    return report
+
+
+def write_results(archive: Archive, model: ClassifierModel, *, n_boot: int = N_BOOT) -> Path | None:
+    """(Re)write ``classified.zarr`` for every sample classified by ``model``; None when there is none."""
+    rows = []
+    for row in archive.samples(status="encoded"):
+        attrs = read_attrs(row.path)
+        if attrs.get("classifier_id") == model.id and "classified_counts" in attrs:
+            rows.append((row.key, attrs))
+    if not rows:
+        return None
+    ds = results_dataset(model, [k for k, _ in rows], np.array([a["classified_counts"] for _, a in rows], np.int64),
+                         np.array([a["probability_sums"] for _, a in rows], float), n_boot=n_boot)
+    return write_dataset(ds, archive.classified_path)
+
+
+def results_dataset(model: ClassifierModel, keys: Sequence[SampleKey], counts: np.ndarray, sums: np.ndarray, *,
+                    n_boot: int = N_BOOT) -> xr.Dataset:
+    """The ``classified.zarr`` Dataset (in memory) from per-sample predicted counts and probability sums."""
+    confusion = np.asarray(model.info["held_out"]["confusion"], np.int64)
+    counted = np.asarray(model.counted, bool)
+    k = len(model.classes)
+    est, lo, hi = (np.full((len(keys), k), np.nan) for _ in range(3))
+    for i in range(len(keys)):
+        est[i], lo[i], hi[i] = fraction_intervals(confusion, counts[i], counted, n_boot=n_boot, seed=i)
+    dims = ("sample", "grain_class")
+    ds = xr.Dataset(
+        {
+            "predicted_count": (dims, counts),
+            "n_classified": ("sample", counts.sum(axis=1)),
+            "raw_fraction": (dims, renormalised(counts.astype(float), counted)),
+            "probability_fraction": (dims, renormalised(sums, counted)),
+            "classified_fraction": (dims, est),
+            "classified_fraction_lower": (dims, lo),
+            "classified_fraction_upper": (dims, hi),
+            "counted": ("grain_class", counted),
+        },
+        coords={
+            "sample": np.array([key.name for key in keys], dtype=object),
+            "core": ("sample", np.array([key.core for key in keys], dtype=object)),
+            "depth_top_cm": ("sample", np.array([key.top_cm for key in keys], float)),
+            "depth_bottom_cm": ("sample", np.array([key.bottom_cm for key in keys], float)),
+            "depth_mid_cm": ("sample", np.array([(key.top_cm + key.bottom_cm) / 2 for key in keys], float)),
+            "grain_class": np.array(model.classes, dtype=object),
+        },
+        attrs={
+            "classifier_id": model.id,
+            "encoder_id": model.encoder_id or "",
+            "kmeans_id": model.info.get("kmeans_id") or "",
+            "written_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "method": "adjusted classify-and-count: C^T p = q by non-negative least squares, sum p = 1, "
+                      "renormalised over counted classes",
+            "interval": f"95% percentile bootstrap ({n_boot} replicates) redrawing the sample's grains and the "
+                        f"held-out confusion counts",
+            "confusion": json.dumps(confusion.tolist()),
+        },
+    )
+    ds["classified_fraction"].attrs["description"] = "fractions among counted classes, corrected for the confusion"
+    ds["raw_fraction"].attrs["description"] = "fractions of predicted classes among counted classes, uncorrected"
+    ds["probability_fraction"].attrs["description"] = "mean class probability, renormalised over counted classes"
+    return ds
