@@ -16,6 +16,11 @@ missing one is an error that names the extra to install.
 
 A worker group that declares ``resources: {GPU: 1}`` receives the training and encoding tasks
 (they ask for ``GPU=1``); with no such worker they run on the CPU workers.
+
+Every kind also accepts ``worker_timeout`` (seconds to wait for the first worker, and for a GPU
+worker; default 300) and ``gpu_fallback`` (``cpu`` or ``stop``: what happens when the GPU group
+never starts). Start-up failures are one-line :class:`~sedarchive.dask.startup.ClusterStartError`
+messages (see :mod:`sedarchive.dask.startup`).
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from typing import Any
 import yaml
 
 from catalog.errors import SedarchiveError
+from sedarchive.dask.startup import ClusterStartError, check_interface, start_reason
 
 KINDS = ("local", "ssh", "slurm", "kubernetes")
 
@@ -40,6 +46,9 @@ _KEYS = {
     "slurm": {"scheduler_options", "common", "worker_groups"},
     "kubernetes": {"spec", "namespace", "name"},
 }
+#: Keys every kind accepts: how long to wait for workers, and what to do without a GPU worker.
+_COMMON_KEYS = {"worker_timeout", "gpu_fallback"}
+GPU_FALLBACKS = ("cpu", "stop")
 _SSH_GROUP_KEYS = {"hosts", "workers_per_host", "threads_per_worker", "memory_limit", "resources"}
 _SLURM_GROUP_KEYS = {"jobs", "resources", "cores", "memory", "processes", "queue", "account", "walltime",
                      "job_extra_directives", "job_script_prologue", "worker_extra_args", "job_mem",
@@ -97,11 +106,17 @@ def load_recipe(path: str | Path) -> Recipe:
     kind = data.pop("kind", None)
     if kind not in KINDS:
         raise RecipeError(f"{path}: kind must be one of {', '.join(KINDS)} (got {kind!r})")
-    unknown = sorted(set(data) - _KEYS[kind])
+    unknown = sorted(set(data) - _KEYS[kind] - _COMMON_KEYS)
     if unknown:
         raise RecipeError(f"{path}: unknown key {unknown[0]!r} for a {kind} recipe "
-                          f"(known: {', '.join(sorted(_KEYS[kind]))})")
+                          f"(known: {', '.join(sorted(_KEYS[kind] | _COMMON_KEYS))})")
     recipe = Recipe(kind, data, path.resolve())
+    timeout = data.get("worker_timeout", 1)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise RecipeError(f"{recipe.where('worker_timeout')} must be a positive number of seconds, got {timeout!r}")
+    if data.get("gpu_fallback", "cpu") not in GPU_FALLBACKS:
+        raise RecipeError(f"{recipe.where('gpu_fallback')} must be one of {', '.join(GPU_FALLBACKS)}, "
+                          f"got {data['gpu_fallback']!r}")
     _CHECKS[kind](recipe)
     return recipe
 
@@ -118,6 +133,8 @@ def _check_ssh(recipe: Recipe) -> None:
     opts = recipe.options
     if not isinstance(opts.get("scheduler"), str):
         raise RecipeError(f"{recipe.where('scheduler')} must name the host that runs the scheduler")
+    if not isinstance(opts.get("connect_options") or {}, dict):
+        raise RecipeError(f"{recipe.where('connect_options')} must be a mapping of asyncssh.connect options")
     groups = _groups(recipe, _SSH_GROUP_KEYS)
     for name, group in groups.items():
         hosts = group.get("hosts")
@@ -127,6 +144,16 @@ def _check_ssh(recipe: Recipe) -> None:
             if key in group:
                 _positive_int(recipe, f"worker_groups.{name}.{key}", group[key])
         _resources(recipe, f"worker_groups.{name}.resources", group.get("resources"))
+
+
+def _check_ssh_files(recipe: Recipe) -> None:
+    """The ``known_hosts`` and ``client_keys`` files the recipe names exist here (checked at start-up)."""
+    connect = recipe.options.get("connect_options") or {}
+    keys = connect.get("client_keys") or []
+    files = [("known_hosts", connect.get("known_hosts"))] + [("client_keys", k) for k in keys if isinstance(k, str)]
+    for key, value in files:
+        if isinstance(value, str) and not Path(value).expanduser().is_file():
+            raise RecipeError(f"{recipe.where(f'connect_options.{key}')}: no file {value} on this host")
 
 
 def _check_slurm(recipe: Recipe) -> None:
@@ -211,6 +238,11 @@ def ssh_spec(recipe: Recipe) -> tuple[dict[str, Any], dict[str, Any]]:
 
     opts = recipe.options
     connect = dict(opts.get("connect_options") or {})
+    for key in ("known_hosts",):  # asyncssh does not expand ~
+        if isinstance(connect.get(key), str):
+            connect[key] = str(Path(connect[key]).expanduser())
+    if isinstance(connect.get("client_keys"), list):
+        connect["client_keys"] = [str(Path(k).expanduser()) if isinstance(k, str) else k for k in connect["client_keys"]]
     python = opts.get("remote_python")
     scheduler = {"cls": Scheduler, "options": {
         "address": opts["scheduler"], "connect_options": connect,
@@ -244,6 +276,42 @@ def slurm_groups(recipe: Recipe) -> tuple[dict[str, Any], list[WorkerGroup]]:
         job["job_name"] = f"sedarchive-{name}"
         groups.append(WorkerGroup(name, int(group.get("jobs", 1)), job))
     return cluster_kwargs, groups
+
+
+def slurm_spec(recipe: Recipe, job_cls: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``(scheduler, workers)`` specs of a ``distributed.SpecCluster`` of SLURM batch jobs.
+
+    One scheduler here and, for every group, ``jobs`` worker specs of ``job_cls`` (dask-jobqueue's
+    public ``SLURMCluster.job_cls``) with that group's own job options: public API only, where
+    ``SLURMCluster`` itself has a single job template. The scheduler listens on the jobs'
+    ``interface`` unless ``scheduler_options`` names a ``host`` or an ``interface``.
+    """
+    from distributed import Scheduler
+
+    cluster_kwargs, groups = slurm_groups(recipe)
+    options = {"dashboard_address": ":8787", **cluster_kwargs["scheduler_options"]}
+    interface = groups[0].job_kwargs.get("interface")
+    if interface and "host" not in options and "interface" not in options:
+        options["interface"] = interface
+    workers: dict[str, Any] = {}
+    for group in groups:
+        for i in range(group.jobs):
+            spec: dict[str, Any] = {"cls": job_cls, "options": dict(group.job_kwargs)}
+            if group.job_kwargs.get("processes", 1) > 1:  # one job, several worker processes
+                spec["group"] = [f"-{p}" for p in range(group.job_kwargs["processes"])]
+            workers[f"{group.name}-{i}"] = spec
+    return {"cls": Scheduler, "options": options}, workers
+
+
+def scheduler_interface(recipe: Recipe) -> str | None:
+    """The network interface the scheduler of a ``slurm`` or ``local`` recipe listens on, here."""
+    options = recipe.options.get("scheduler_options") or {}
+    if recipe.kind != "slurm" or "host" in options:
+        return None
+    if "interface" in options:
+        return options["interface"]
+    first = next(iter(recipe.options["worker_groups"].values()))
+    return first.get("interface", (recipe.options.get("common") or {}).get("interface"))
 
 
 def kubernetes_spec(recipe: Recipe) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -291,49 +359,64 @@ def _require(recipe: Recipe, module: str) -> Any:
 def cluster_from_recipe(path: str | Path) -> Iterator[Any]:
     """Start the cluster a recipe describes, yield it, and shut it down on leaving.
 
+    Raises
+    ------
+    RecipeError
+        A bad recipe, or a stack that is not installed.
+    ClusterStartError
+        The cluster did not start (one line: the recipe, and the innermost cause).
+
     Examples
     --------
     >>> with cluster_from_recipe("deploy/local.yaml") as cluster:  # doctest: +SKIP
     ...     print(cluster.dashboard_link)
     """
     recipe = load_recipe(path)
+    try:
+        cluster = _start(recipe)
+    except SedarchiveError:
+        raise
+    except Exception as err:  # noqa: BLE001 - every start-up failure becomes one line
+        hint = ""
+        if recipe.kind == "ssh":  # a worker that cannot start says so only on its host: name the suspects
+            hosts = sorted({h for g in recipe.options["worker_groups"].values() for h in g["hosts"]})
+            hint = (f" (check remote_python {recipe.options.get('remote_python') or 'default: this python'} "
+                    f"and sedarchive on {recipe.options['scheduler']}, {', '.join(hosts)})")
+        raise ClusterStartError(f"{recipe.path}: the {recipe.kind} cluster did not start: "
+                                f"{start_reason(err)}{hint}") from None
+    with cluster:
+        yield cluster
+
+
+def _start(recipe: Recipe) -> Any:
     if recipe.kind == "local":
         from distributed import LocalCluster
 
-        with LocalCluster(**local_kwargs(recipe)) as cluster:
-            yield cluster
-    elif recipe.kind == "ssh":
+        return LocalCluster(**local_kwargs(recipe))
+    if recipe.kind == "ssh":
         _require(recipe, "asyncssh")
         from distributed import SpecCluster
 
+        _check_ssh_files(recipe)
         scheduler, workers = ssh_spec(recipe)
-        with SpecCluster(workers, scheduler, name="SSHCluster") as cluster:
-            yield cluster
-    elif recipe.kind == "slurm":
+        return SpecCluster(workers, scheduler, name="SSHCluster", silence_logs=40)
+    if recipe.kind == "slurm":
         jobqueue = _require(recipe, "dask_jobqueue")
-        cluster_kwargs, groups = slurm_groups(recipe)
-        first, *others = groups
-        with jobqueue.SLURMCluster(**cluster_kwargs, **first.job_kwargs) as cluster:
-            cluster.scale(jobs=first.jobs)
-            for group in others:  # more job templates on the same scheduler
-                options = {**cluster._job_kwargs, **group.job_kwargs}
-                spec: dict[str, Any] = {"cls": cluster.job_cls, "options": options}
-                if options.get("processes", 1) > 1:  # one job, several worker processes
-                    spec["group"] = [f"-{i}" for i in range(options["processes"])]
-                for i in range(group.jobs):
-                    cluster.worker_spec[f"{group.name}-{i}"] = {**spec, "options": dict(options)}
-            cluster.sync(cluster._correct_state)
-            yield cluster
-    else:
-        operator = _require(recipe, "dask_kubernetes.operator")
-        spec, groups = kubernetes_spec(recipe)
-        cluster = operator.KubeCluster(custom_cluster_spec=spec, namespace=recipe.options.get("namespace"))
-        try:
-            prefix = spec["metadata"]["name"] + "-"
-            for doc in groups:
-                name = doc["metadata"]["name"]
-                cluster.add_worker_group(name[len(prefix):] if name.startswith(prefix) else name,
-                                         custom_spec=doc["spec"]["worker"])
-            yield cluster
-        finally:
-            cluster.close()
+        from distributed import SpecCluster
+
+        check_interface(recipe.where("interface"), scheduler_interface(recipe))
+        scheduler, workers = slurm_spec(recipe, jobqueue.SLURMCluster.job_cls)
+        return SpecCluster(workers, scheduler, name="SLURMCluster", silence_logs=40)
+    operator = _require(recipe, "dask_kubernetes.operator")
+    spec, groups = kubernetes_spec(recipe)
+    cluster = operator.KubeCluster(custom_cluster_spec=spec, namespace=recipe.options.get("namespace"))
+    try:
+        prefix = spec["metadata"]["name"] + "-"
+        for doc in groups:
+            name = doc["metadata"]["name"]
+            cluster.add_worker_group(name[len(prefix):] if name.startswith(prefix) else name,
+                                     custom_spec=doc["spec"]["worker"])
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
