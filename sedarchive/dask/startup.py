@@ -78,7 +78,7 @@ def wait_for_workers(client: Any, cluster: Any, recipe: Any, say: Callable[[str]
     while not _workers(client):
         ended = slurm and _all_ended(_slurm_jobs(cluster))
         if ended or time.monotonic() - start > timeout:
-            why = "every batch job ended" if ended else f"within {timeout:g} s (worker_timeout)"
+            why = "and every batch job has ended" if ended else f"within {timeout:g} s (worker_timeout)"
             raise ClusterStartError(f"{recipe.path}: no Dask worker connected {why}; {_where_to_look(cluster, recipe)}")
         time.sleep(0.5)
     gpu = gpu_groups(recipe)

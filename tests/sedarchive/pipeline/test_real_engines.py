@@ -117,7 +117,7 @@ def test_slurm_misconfigurations_stop_with_one_line(tmp_path):
     logs = str(tmp_path / "logs" / "sedarchive-cpu-")
     assert "no Dask worker connected within 20 s" in lines["held"] and "PENDING" in lines["held"]
     assert logs in lines["held"] and "squeue" in lines["held"]
-    assert "every batch job ended" in lines["python"] and "FAILED" in lines["python"] and logs in lines["python"]
+    assert "no Dask worker connected and every batch job has ended" in lines["python"] and "FAILED" in lines["python"] and logs in lines["python"]
     assert "did not start" in lines["partition"] and "invalid partition" in lines["partition"].lower()
 
 
@@ -154,10 +154,12 @@ def test_ssh_recipe_gives_the_local_numbers(local_run, tmp_path):
         sshd.stop()
     assert done.returncode == 0, done.stderr + sshd.log("sshd")
     assert_identical(results(root), want)
-    for failed, why in ((refused, "/nowhere/bin/python"), (unknown, "nope")):
+    for failed, why in ((refused, "did not start: Exception: Worker failed to start (check remote_python "
+                                  "/nowhere/bin/python"),
+                        (unknown, f"connect_options.known_hosts: no file {tmp_path / 'nope'} on this host")):
         assert failed.returncode == 2, failed.stderr
         last = failed.stderr.strip().splitlines()[-1]
-        assert last.startswith("sedarchive run: error: ") and "did not start" in last and why in last, failed.stderr
+        assert last.startswith(f"sedarchive run: error: {tmp_path}") and why in last, failed.stderr
         assert "Traceback" not in failed.stderr
 
 
