@@ -168,3 +168,48 @@ def _python_env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "VIRTUAL_ENV", "PATH")}
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+@pytest.mark.parametrize("fallback", ["cpu", "stop"])
+def test_slurm_gpu_group_that_never_starts(tmp_path, monkeypatch, capsys, fallback):
+    """The CPU job runs, the GPU job stays pending: its job is cancelled and the run goes on on the
+    CPU workers (``gpu_fallback: cpu``), or the client stops with the GPU job's id and state."""
+    import subprocess as sp
+
+    from sedarchive.dask.startup import ClusterStartError
+    from sedarchive.dask.tasks import dask_client, has_gpu_workers
+
+    _need(SlurmOnLoopback)
+    slurm = SlurmOnLoopback(tmp_path / "slurm")
+    monkeypatch.setenv("SLURM_CONF", slurm.env["SLURM_CONF"])
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    recipe = tmp_path / "gpu.yaml"
+    group = {"jobs": 1, "queue": slurm.partition, "cores": 1, "memory": "1GB"}
+    recipe.write_text(yaml.safe_dump({
+        "kind": "slurm", "worker_timeout": 60, "gpu_fallback": fallback,
+        "scheduler_options": {"host": "127.0.0.1", "dashboard_address": ":0"},
+        "common": {"python": sys.executable, "log_directory": str(tmp_path / "logs"), "interface": "lo"},
+        "worker_groups": {"cpu": group, "gpu": {**group, "resources": {"GPU": 1}, "job_extra_directives": ["--hold"]}},
+    }))
+    try:
+        if fallback == "stop":
+            with pytest.raises(ClusterStartError) as err:
+                with dask_client(cluster=recipe):
+                    pass
+            message = str(err.value)
+            assert "\n" not in message and "no GPU worker connected within 60 s and gpu_fallback is stop" in message
+            assert "PENDING" in message and "sedarchive-gpu-" in message
+        else:
+            with dask_client(cluster=recipe) as client:
+                assert not has_gpu_workers(client)
+                assert client.submit(pow, 2, 5).result() == 32
+                states = sp.run(["squeue", "-h", "--states=all", "-o", "%j %T"], capture_output=True, text=True,
+                                env=slurm.env).stdout
+            assert "sedarchive-gpu CANCELLED" in states, states
+            err = capsys.readouterr().err
+            assert "dask: no GPU worker within 60 s" in err and "training and encoding run on the CPU workers" in err
+    finally:
+        slurm.stop()
