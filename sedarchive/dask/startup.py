@@ -89,6 +89,9 @@ def wait_for_workers(client: Any, cluster: Any, recipe: Any, say: Callable[[str]
         if time.monotonic() - start > timeout or (slurm and _all_ended(jobs)):
             where = _where_to_look(cluster, recipe, only=set(jobs)) if slurm else f"groups {', '.join(gpu)}"
             if recipe.options.get("gpu_fallback", "cpu") == "stop":
+                # no job object may stay referenced by this frame (the traceback keeps it): the
+                # cluster's close asserts that every job it still knows of has been closed
+                jobs.clear()
                 raise ClusterStartError(f"{recipe.path}: no GPU worker connected within {timeout:g} s and "
                                         f"gpu_fallback is stop; {where}")
             for job in jobs.values():
