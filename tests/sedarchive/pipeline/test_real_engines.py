@@ -8,6 +8,7 @@ training thread count to its setting.
 """
 from __future__ import annotations
 
+import getpass
 import shutil
 import subprocess
 import sys
@@ -133,7 +134,7 @@ def test_ssh_recipe_gives_the_local_numbers(local_run, tmp_path):
     root = tmp_path / "archive"
     shutil.copytree(pristine, root)
     sshd = SshdOnLoopback(tmp_path / "sshd")
-    connect = {"port": sshd.port, "username": "root", "client_keys": [str(sshd.client_key)],
+    connect = {"port": sshd.port, "username": getpass.getuser(), "client_keys": [str(sshd.client_key)],
                "known_hosts": str(sshd.known_hosts), "env": _python_env()}
     try:
         recipe = tmp_path / "ssh.yaml"
