@@ -242,7 +242,8 @@ def ssh_spec(recipe: Recipe) -> tuple[dict[str, Any], dict[str, Any]]:
         if isinstance(connect.get(key), str):
             connect[key] = str(Path(connect[key]).expanduser())
     if isinstance(connect.get("client_keys"), list):
-        connect["client_keys"] = [str(Path(k).expanduser()) if isinstance(k, str) else k for k in connect["client_keys"]]
+        connect["client_keys"] = [str(Path(k).expanduser()) if isinstance(k, str) else k
+                                  for k in connect["client_keys"]]
     python = opts.get("remote_python")
     scheduler = {"cls": Scheduler, "options": {
         "address": opts["scheduler"], "connect_options": connect,

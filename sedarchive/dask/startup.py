@@ -113,7 +113,8 @@ def _slurm_jobs(cluster: Any) -> dict[str, Any]:
 
 def slurm_state(job_id: str) -> str:
     """The job's state from ``squeue`` (running or pending jobs), else ``sacct``, else ``unknown``."""
-    for cmd in (["squeue", "-h", "--states=all", "-j", job_id, "-o", "%T"], ["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"]):
+    for cmd in (["squeue", "-h", "--states=all", "-j", job_id, "-o", "%T"],
+                ["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"]):
         if not shutil.which(cmd[0]):
             continue
         try:

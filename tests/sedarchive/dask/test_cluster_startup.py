@@ -104,7 +104,8 @@ def test_no_worker_within_the_timeout_is_one_line(no_worker_client, tmp_path):
 def test_gpu_group_that_never_starts_falls_back_or_stops(dask_client, tmp_path, fallback):
     """One CPU worker came, the GPU group never does: go on on the CPU, or stop, as the recipe says."""
     groups = {"cpu": {"hosts": ["a"]}, "gpu": {"hosts": ["b"], "resources": {"GPU": 1}}}
-    recipe = Recipe("ssh", {"worker_timeout": 1, "gpu_fallback": fallback, "worker_groups": groups}, tmp_path / "r.yaml")
+    options = {"worker_timeout": 1, "gpu_fallback": fallback, "worker_groups": groups}
+    recipe = Recipe("ssh", options, tmp_path / "r.yaml")
     said: list[str] = []
     if fallback == "stop":
         with pytest.raises(ClusterStartError, match="no GPU worker connected within 1 s and gpu_fallback is stop"):
