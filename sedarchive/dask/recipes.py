@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,6 @@ from typing import Any
 import yaml
 
 from catalog.errors import SedarchiveError
-from sedarchive.dask.startup import ClusterStartError, check_interface, start_reason
 
 KINDS = ("local", "ssh", "slurm", "kubernetes")
 
@@ -53,7 +52,7 @@ _SSH_GROUP_KEYS = {"hosts", "workers_per_host", "threads_per_worker", "memory_li
 _SLURM_GROUP_KEYS = {"jobs", "resources", "cores", "memory", "processes", "queue", "account", "walltime",
                      "job_extra_directives", "job_script_prologue", "worker_extra_args", "job_mem",
                      "job_cpu", "local_directory", "log_directory", "python", "interface"}
-_EXTRA_HINT = {
+EXTRA_HINT = {
     "ssh": ("asyncssh", "pip install 'sedarchive[deploy]'"),
     "slurm": ("dask_jobqueue", "pip install 'sedarchive[deploy]'"),
     "kubernetes": ("dask_kubernetes", "pip install 'sedarchive[kubernetes]'"),
@@ -146,16 +145,6 @@ def _check_ssh(recipe: Recipe) -> None:
         _resources(recipe, f"worker_groups.{name}.resources", group.get("resources"))
 
 
-def _check_ssh_files(recipe: Recipe) -> None:
-    """The ``known_hosts`` and ``client_keys`` files the recipe names exist here (checked at start-up)."""
-    connect = recipe.options.get("connect_options") or {}
-    keys = connect.get("client_keys") or []
-    files = [("known_hosts", connect.get("known_hosts"))] + [("client_keys", k) for k in keys if isinstance(k, str)]
-    for key, value in files:
-        if isinstance(value, str) and not Path(value).expanduser().is_file():
-            raise RecipeError(f"{recipe.where(f'connect_options.{key}')}: no file {value} on this host")
-
-
 def _check_slurm(recipe: Recipe) -> None:
     common = recipe.options.get("common", {})
     if not isinstance(common, dict):
@@ -195,7 +184,8 @@ def _groups(recipe: Recipe, allowed: set[str]) -> dict[str, dict[str, Any]]:
 
 def _positive_int(recipe: Recipe, key: str, value: Any, zero: bool = False) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < (0 if zero else 1):
-        raise RecipeError(f"{recipe.where(key)} must be a {'non-negative' if zero else 'positive'} integer, got {value!r}")
+        raise RecipeError(f"{recipe.where(key)} must be a {'non-negative' if zero else 'positive'} integer, "
+                          f"got {value!r}")
 
 
 def _resources(recipe: Recipe, key: str, value: Any) -> None:
@@ -344,80 +334,9 @@ def kubernetes_spec(recipe: Recipe) -> tuple[dict[str, Any], list[dict[str, Any]
     return cluster, groups
 
 
-# -- starting -------------------------------------------------------------------------------------
-def _require(recipe: Recipe, module: str) -> Any:
-    import importlib
+# -- starting (sedarchive.dask.startup) ----------------------------------------------------------
+def cluster_from_recipe(path: str | Path) -> contextlib.AbstractContextManager[Any]:
+    """Start the cluster a recipe describes (see :func:`sedarchive.dask.startup.start_cluster`)."""
+    from sedarchive.dask.startup import start_cluster  # startup builds on this module
 
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        package, hint = _EXTRA_HINT[recipe.kind]
-        raise RecipeError(f"{recipe.path}: the {recipe.kind} recipe needs {package}, which is not installed; "
-                          f"install it with: {hint}") from None
-
-
-@contextlib.contextmanager
-def cluster_from_recipe(path: str | Path) -> Iterator[Any]:
-    """Start the cluster a recipe describes, yield it, and shut it down on leaving.
-
-    Raises
-    ------
-    RecipeError
-        A bad recipe, or a stack that is not installed.
-    ClusterStartError
-        The cluster did not start (one line: the recipe, and the innermost cause).
-
-    Examples
-    --------
-    >>> with cluster_from_recipe("deploy/local.yaml") as cluster:  # doctest: +SKIP
-    ...     print(cluster.dashboard_link)
-    """
-    recipe = load_recipe(path)
-    try:
-        cluster = _start(recipe)
-    except SedarchiveError:
-        raise
-    except Exception as err:  # noqa: BLE001 - every start-up failure becomes one line
-        hint = ""
-        if recipe.kind == "ssh":  # a worker that cannot start says so only on its host: name the suspects
-            hosts = sorted({h for g in recipe.options["worker_groups"].values() for h in g["hosts"]})
-            hint = (f" (check remote_python {recipe.options.get('remote_python') or 'default: this python'} "
-                    f"and sedarchive on {recipe.options['scheduler']}, {', '.join(hosts)})")
-        raise ClusterStartError(f"{recipe.path}: the {recipe.kind} cluster did not start: "
-                                f"{start_reason(err)}{hint}") from None
-    with cluster:
-        yield cluster
-
-
-def _start(recipe: Recipe) -> Any:
-    if recipe.kind == "local":
-        from distributed import LocalCluster
-
-        return LocalCluster(**local_kwargs(recipe))
-    if recipe.kind == "ssh":
-        _require(recipe, "asyncssh")
-        from distributed import SpecCluster
-
-        _check_ssh_files(recipe)
-        scheduler, workers = ssh_spec(recipe)
-        return SpecCluster(workers, scheduler, name="SSHCluster", silence_logs=40)
-    if recipe.kind == "slurm":
-        jobqueue = _require(recipe, "dask_jobqueue")
-        from distributed import SpecCluster
-
-        check_interface(recipe.where("interface"), scheduler_interface(recipe))
-        scheduler, workers = slurm_spec(recipe, jobqueue.SLURMCluster.job_cls)
-        return SpecCluster(workers, scheduler, name="SLURMCluster", silence_logs=40)
-    operator = _require(recipe, "dask_kubernetes.operator")
-    spec, groups = kubernetes_spec(recipe)
-    cluster = operator.KubeCluster(custom_cluster_spec=spec, namespace=recipe.options.get("namespace"))
-    try:
-        prefix = spec["metadata"]["name"] + "-"
-        for doc in groups:
-            name = doc["metadata"]["name"]
-            cluster.add_worker_group(name[len(prefix):] if name.startswith(prefix) else name,
-                                     custom_spec=doc["spec"]["worker"])
-    except BaseException:
-        cluster.close()
-        raise
-    return cluster
+    return start_cluster(path)

@@ -1,5 +1,9 @@
 """Starting a recipe's cluster and waiting for its workers, with one-line reasons when it goes wrong.
 
+:func:`start_cluster` starts what a recipe (:mod:`sedarchive.dask.recipes`) describes: a
+``LocalCluster``, a ``SpecCluster`` of SSH processes, or a ``SpecCluster`` of SLURM batch jobs made
+by dask-jobqueue's public job class (one scheduler, each worker group with its own job options).
+
 A cluster that cannot start (a missing ``known_hosts`` file, a ``remote_python`` that does not
 exist on a host, an ``sbatch`` that refuses the job, an ``interface`` this host does not have)
 raises :class:`ClusterStartError` with one line naming the recipe and the cause. A cluster whose
@@ -13,14 +17,26 @@ jobs and says that training and encoding run on the CPU workers, ``stop`` ends t
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from catalog.errors import SedarchiveError
+from sedarchive.dask.recipes import (
+    EXTRA_HINT,
+    Recipe,
+    RecipeError,
+    kubernetes_spec,
+    load_recipe,
+    local_kwargs,
+    scheduler_interface,
+    slurm_spec,
+    ssh_spec,
+)
 
 #: Seconds to wait for the first worker (and for a GPU worker) unless the recipe says otherwise.
 WORKER_TIMEOUT = 300.0
@@ -28,6 +44,94 @@ WORKER_TIMEOUT = 300.0
 
 class ClusterStartError(SedarchiveError):
     """A recipe's cluster did not start, or its workers did not connect in time."""
+
+
+def _require(recipe: Recipe, module: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package, hint = EXTRA_HINT[recipe.kind]
+        raise RecipeError(f"{recipe.path}: the {recipe.kind} recipe needs {package}, which is not installed; "
+                          f"install it with: {hint}") from None
+
+
+@contextlib.contextmanager
+def start_cluster(path: str | Path) -> Iterator[Any]:
+    """Start the cluster a recipe describes, yield it, and shut it down on leaving.
+
+    Raises
+    ------
+    RecipeError
+        A bad recipe, or a stack that is not installed.
+    ClusterStartError
+        The cluster did not start (one line: the recipe, and the innermost cause).
+
+    Examples
+    --------
+    >>> with start_cluster("deploy/local.yaml") as cluster:  # doctest: +SKIP
+    ...     print(cluster.dashboard_link)
+    """
+    recipe = load_recipe(path)
+    try:
+        cluster = _start(recipe)
+    except SedarchiveError:
+        raise
+    except Exception as err:  # noqa: BLE001 - every start-up failure becomes one line
+        hint = ""
+        if recipe.kind == "ssh":  # a worker that cannot start says so only on its host: name the suspects
+            hosts = sorted({h for g in recipe.options["worker_groups"].values() for h in g["hosts"]})
+            hint = (f" (check remote_python {recipe.options.get('remote_python') or 'default: this python'} "
+                    f"and sedarchive on {recipe.options['scheduler']}, {', '.join(hosts)})")
+        raise ClusterStartError(f"{recipe.path}: the {recipe.kind} cluster did not start: "
+                                f"{start_reason(err)}{hint}") from None
+    with cluster:
+        yield cluster
+
+
+def _start(recipe: Recipe) -> Any:
+    if recipe.kind == "local":
+        from distributed import LocalCluster
+
+        return LocalCluster(**local_kwargs(recipe))
+    if recipe.kind == "ssh":
+        _require(recipe, "asyncssh")
+        from distributed import SpecCluster
+
+        _check_ssh_files(recipe)
+        scheduler, workers = ssh_spec(recipe)
+        return SpecCluster(workers, scheduler, name="SSHCluster", silence_logs=40)
+    if recipe.kind == "slurm":
+        jobqueue = _require(recipe, "dask_jobqueue")
+        from distributed import SpecCluster
+
+        check_interface(recipe.where("interface"), scheduler_interface(recipe))
+        scheduler, workers = slurm_spec(recipe, jobqueue.SLURMCluster.job_cls)
+        return SpecCluster(workers, scheduler, name="SLURMCluster", silence_logs=40)
+    operator = _require(recipe, "dask_kubernetes.operator")
+    spec, groups = kubernetes_spec(recipe)
+    cluster = operator.KubeCluster(custom_cluster_spec=spec, namespace=recipe.options.get("namespace"))
+    try:
+        prefix = spec["metadata"]["name"] + "-"
+        for doc in groups:
+            name = doc["metadata"]["name"]
+            cluster.add_worker_group(name[len(prefix):] if name.startswith(prefix) else name,
+                                     custom_spec=doc["spec"]["worker"])
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
+
+
+def _check_ssh_files(recipe: Recipe) -> None:
+    """The ``known_hosts`` and ``client_keys`` files the recipe names exist here (checked at start-up)."""
+    connect = recipe.options.get("connect_options") or {}
+    keys = connect.get("client_keys") or []
+    files = [("known_hosts", connect.get("known_hosts"))] + [("client_keys", k) for k in keys if isinstance(k, str)]
+    for key, value in files:
+        if isinstance(value, str) and not Path(value).expanduser().is_file():
+            raise RecipeError(f"{recipe.where(f'connect_options.{key}')}: no file {value} on this host")
 
 
 def start_reason(err: BaseException) -> str:
