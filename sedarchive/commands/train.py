@@ -42,7 +42,8 @@ def add_stage_options(parser: argparse.ArgumentParser) -> None:
                    help="where torch runs (default auto: a GPU when there is one)")
     g.add_argument("--seed", type=int, metavar="N", help="random seed (default 0)")
     g.add_argument("--train-threads", type=int, metavar="N",
-                   help="torch CPU threads for training (default: all cores; 1 can be much faster on a busy machine)")
+                   help="torch CPU threads for training, applied wherever it runs and recorded with the model; "
+                        "another count gives other weights, so keep it the same on every engine (default 1)")
 
 
 def settings_from(args: argparse.Namespace):

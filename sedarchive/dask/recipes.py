@@ -16,13 +16,18 @@ missing one is an error that names the extra to install.
 
 A worker group that declares ``resources: {GPU: 1}`` receives the training and encoding tasks
 (they ask for ``GPU=1``); with no such worker they run on the CPU workers.
+
+Every kind also accepts ``worker_timeout`` (seconds to wait for the first worker, and for a GPU
+worker; default 300) and ``gpu_fallback`` (``cpu`` or ``stop``: what happens when the GPU group
+never starts). Start-up failures are one-line :class:`~sedarchive.dask.startup.ClusterStartError`
+messages (see :mod:`sedarchive.dask.startup`).
 """
 from __future__ import annotations
 
 import contextlib
 import copy
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,11 +45,14 @@ _KEYS = {
     "slurm": {"scheduler_options", "common", "worker_groups"},
     "kubernetes": {"spec", "namespace", "name"},
 }
+#: Keys every kind accepts: how long to wait for workers, and what to do without a GPU worker.
+_COMMON_KEYS = {"worker_timeout", "gpu_fallback"}
+GPU_FALLBACKS = ("cpu", "stop")
 _SSH_GROUP_KEYS = {"hosts", "workers_per_host", "threads_per_worker", "memory_limit", "resources"}
 _SLURM_GROUP_KEYS = {"jobs", "resources", "cores", "memory", "processes", "queue", "account", "walltime",
                      "job_extra_directives", "job_script_prologue", "worker_extra_args", "job_mem",
                      "job_cpu", "local_directory", "log_directory", "python", "interface"}
-_EXTRA_HINT = {
+EXTRA_HINT = {
     "ssh": ("asyncssh", "pip install 'sedarchive[deploy]'"),
     "slurm": ("dask_jobqueue", "pip install 'sedarchive[deploy]'"),
     "kubernetes": ("dask_kubernetes", "pip install 'sedarchive[kubernetes]'"),
@@ -97,11 +105,17 @@ def load_recipe(path: str | Path) -> Recipe:
     kind = data.pop("kind", None)
     if kind not in KINDS:
         raise RecipeError(f"{path}: kind must be one of {', '.join(KINDS)} (got {kind!r})")
-    unknown = sorted(set(data) - _KEYS[kind])
+    unknown = sorted(set(data) - _KEYS[kind] - _COMMON_KEYS)
     if unknown:
         raise RecipeError(f"{path}: unknown key {unknown[0]!r} for a {kind} recipe "
-                          f"(known: {', '.join(sorted(_KEYS[kind]))})")
+                          f"(known: {', '.join(sorted(_KEYS[kind] | _COMMON_KEYS))})")
     recipe = Recipe(kind, data, path.resolve())
+    timeout = data.get("worker_timeout", 1)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise RecipeError(f"{recipe.where('worker_timeout')} must be a positive number of seconds, got {timeout!r}")
+    if data.get("gpu_fallback", "cpu") not in GPU_FALLBACKS:
+        raise RecipeError(f"{recipe.where('gpu_fallback')} must be one of {', '.join(GPU_FALLBACKS)}, "
+                          f"got {data['gpu_fallback']!r}")
     _CHECKS[kind](recipe)
     return recipe
 
@@ -118,6 +132,8 @@ def _check_ssh(recipe: Recipe) -> None:
     opts = recipe.options
     if not isinstance(opts.get("scheduler"), str):
         raise RecipeError(f"{recipe.where('scheduler')} must name the host that runs the scheduler")
+    if not isinstance(opts.get("connect_options") or {}, dict):
+        raise RecipeError(f"{recipe.where('connect_options')} must be a mapping of asyncssh.connect options")
     groups = _groups(recipe, _SSH_GROUP_KEYS)
     for name, group in groups.items():
         hosts = group.get("hosts")
@@ -168,7 +184,8 @@ def _groups(recipe: Recipe, allowed: set[str]) -> dict[str, dict[str, Any]]:
 
 def _positive_int(recipe: Recipe, key: str, value: Any, zero: bool = False) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < (0 if zero else 1):
-        raise RecipeError(f"{recipe.where(key)} must be a {'non-negative' if zero else 'positive'} integer, got {value!r}")
+        raise RecipeError(f"{recipe.where(key)} must be a {'non-negative' if zero else 'positive'} integer, "
+                          f"got {value!r}")
 
 
 def _resources(recipe: Recipe, key: str, value: Any) -> None:
@@ -211,6 +228,12 @@ def ssh_spec(recipe: Recipe) -> tuple[dict[str, Any], dict[str, Any]]:
 
     opts = recipe.options
     connect = dict(opts.get("connect_options") or {})
+    for key in ("known_hosts",):  # asyncssh does not expand ~
+        if isinstance(connect.get(key), str):
+            connect[key] = str(Path(connect[key]).expanduser())
+    if isinstance(connect.get("client_keys"), list):
+        connect["client_keys"] = [str(Path(k).expanduser()) if isinstance(k, str) else k
+                                  for k in connect["client_keys"]]
     python = opts.get("remote_python")
     scheduler = {"cls": Scheduler, "options": {
         "address": opts["scheduler"], "connect_options": connect,
@@ -246,6 +269,42 @@ def slurm_groups(recipe: Recipe) -> tuple[dict[str, Any], list[WorkerGroup]]:
     return cluster_kwargs, groups
 
 
+def slurm_spec(recipe: Recipe, job_cls: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``(scheduler, workers)`` specs of a ``distributed.SpecCluster`` of SLURM batch jobs.
+
+    One scheduler here and, for every group, ``jobs`` worker specs of ``job_cls`` (dask-jobqueue's
+    public ``SLURMCluster.job_cls``) with that group's own job options: public API only, where
+    ``SLURMCluster`` itself has a single job template. The scheduler listens on the jobs'
+    ``interface`` unless ``scheduler_options`` names a ``host`` or an ``interface``.
+    """
+    from distributed import Scheduler
+
+    cluster_kwargs, groups = slurm_groups(recipe)
+    options = {"dashboard_address": ":8787", **cluster_kwargs["scheduler_options"]}
+    interface = groups[0].job_kwargs.get("interface")
+    if interface and "host" not in options and "interface" not in options:
+        options["interface"] = interface
+    workers: dict[str, Any] = {}
+    for group in groups:
+        for i in range(group.jobs):
+            spec: dict[str, Any] = {"cls": job_cls, "options": dict(group.job_kwargs)}
+            if group.job_kwargs.get("processes", 1) > 1:  # one job, several worker processes
+                spec["group"] = [f"-{p}" for p in range(group.job_kwargs["processes"])]
+            workers[f"{group.name}-{i}"] = spec
+    return {"cls": Scheduler, "options": options}, workers
+
+
+def scheduler_interface(recipe: Recipe) -> str | None:
+    """The network interface the scheduler of a ``slurm`` or ``local`` recipe listens on, here."""
+    options = recipe.options.get("scheduler_options") or {}
+    if recipe.kind != "slurm" or "host" in options:
+        return None
+    if "interface" in options:
+        return options["interface"]
+    first = next(iter(recipe.options["worker_groups"].values()))
+    return first.get("interface", (recipe.options.get("common") or {}).get("interface"))
+
+
 def kubernetes_spec(recipe: Recipe) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The ``DaskCluster`` resource and the extra ``DaskWorkerGroup`` resources of the spec file."""
     opts = recipe.options
@@ -275,65 +334,9 @@ def kubernetes_spec(recipe: Recipe) -> tuple[dict[str, Any], list[dict[str, Any]
     return cluster, groups
 
 
-# -- starting -------------------------------------------------------------------------------------
-def _require(recipe: Recipe, module: str) -> Any:
-    import importlib
+# -- starting (sedarchive.dask.startup) ----------------------------------------------------------
+def cluster_from_recipe(path: str | Path) -> contextlib.AbstractContextManager[Any]:
+    """Start the cluster a recipe describes (see :func:`sedarchive.dask.startup.start_cluster`)."""
+    from sedarchive.dask.startup import start_cluster  # startup builds on this module
 
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        package, hint = _EXTRA_HINT[recipe.kind]
-        raise RecipeError(f"{recipe.path}: the {recipe.kind} recipe needs {package}, which is not installed; "
-                          f"install it with: {hint}") from None
-
-
-@contextlib.contextmanager
-def cluster_from_recipe(path: str | Path) -> Iterator[Any]:
-    """Start the cluster a recipe describes, yield it, and shut it down on leaving.
-
-    Examples
-    --------
-    >>> with cluster_from_recipe("deploy/local.yaml") as cluster:  # doctest: +SKIP
-    ...     print(cluster.dashboard_link)
-    """
-    recipe = load_recipe(path)
-    if recipe.kind == "local":
-        from distributed import LocalCluster
-
-        with LocalCluster(**local_kwargs(recipe)) as cluster:
-            yield cluster
-    elif recipe.kind == "ssh":
-        _require(recipe, "asyncssh")
-        from distributed import SpecCluster
-
-        scheduler, workers = ssh_spec(recipe)
-        with SpecCluster(workers, scheduler, name="SSHCluster") as cluster:
-            yield cluster
-    elif recipe.kind == "slurm":
-        jobqueue = _require(recipe, "dask_jobqueue")
-        cluster_kwargs, groups = slurm_groups(recipe)
-        first, *others = groups
-        with jobqueue.SLURMCluster(**cluster_kwargs, **first.job_kwargs) as cluster:
-            cluster.scale(jobs=first.jobs)
-            for group in others:  # more job templates on the same scheduler
-                options = {**cluster._job_kwargs, **group.job_kwargs}
-                spec: dict[str, Any] = {"cls": cluster.job_cls, "options": options}
-                if options.get("processes", 1) > 1:  # one job, several worker processes
-                    spec["group"] = [f"-{i}" for i in range(options["processes"])]
-                for i in range(group.jobs):
-                    cluster.worker_spec[f"{group.name}-{i}"] = {**spec, "options": dict(options)}
-            cluster.sync(cluster._correct_state)
-            yield cluster
-    else:
-        operator = _require(recipe, "dask_kubernetes.operator")
-        spec, groups = kubernetes_spec(recipe)
-        cluster = operator.KubeCluster(custom_cluster_spec=spec, namespace=recipe.options.get("namespace"))
-        try:
-            prefix = spec["metadata"]["name"] + "-"
-            for doc in groups:
-                name = doc["metadata"]["name"]
-                cluster.add_worker_group(name[len(prefix):] if name.startswith(prefix) else name,
-                                         custom_spec=doc["spec"]["worker"])
-            yield cluster
-        finally:
-            cluster.close()
+    return start_cluster(path)

@@ -43,7 +43,9 @@ def dask_client(
     """A ``distributed.Client``: to ``scheduler`` if given, else from a deploy recipe, else local.
 
     The local default starts one worker process per core (a single thread each: the kernels are
-    numpy/torch code that holds the GIL or threads itself).
+    numpy/torch code that holds the GIL or threads itself). A recipe's cluster is waited for until
+    its first worker connects (the recipe's ``worker_timeout``); a failure to start or to get a
+    worker is a one-line :class:`~sedarchive.dask.startup.ClusterStartError`.
     """
     from distributed import Client, LocalCluster
 
@@ -55,13 +57,19 @@ def dask_client(
         except OSError as err:
             raise SedarchiveError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from err
         with client:
+            n = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+            _say(quiet, f"dask: scheduler {scheduler}, {n} workers, dashboard {client.dashboard_link}")
             yield client
         return
     if cluster:
-        from sedarchive.dask.recipes import cluster_from_recipe  # optional stacks (jobqueue, ssh, k8s)
+        from sedarchive.dask.recipes import cluster_from_recipe, load_recipe  # optional stacks: jobqueue, ssh
+        from sedarchive.dask.startup import wait_for_workers
 
         with cluster_from_recipe(cluster) as dask_cluster, Client(dask_cluster) as client:
-            _say(quiet, f"dask: cluster from {cluster}, dashboard {client.dashboard_link}")
+            _say(quiet, f"dask: cluster from {cluster}, dashboard {client.dashboard_link}; waiting for workers")
+            wait_for_workers(client, dask_cluster, load_recipe(cluster), lambda line: _say(quiet, line))
+            n = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+            _say(quiet, f"dask: {n} workers connected")
             yield client
         return
     n_workers = n_workers or max(1, min(os.cpu_count() or 1, 4))
@@ -80,7 +88,7 @@ def dask_client(
 
 def has_gpu_workers(client: Any) -> bool:
     """True when some worker declares a ``GPU`` resource."""
-    info = client.scheduler_info()
+    info = client.scheduler_info(n_workers=-1)  # every worker, not the first few
     return any(w.get("resources", {}).get("GPU", 0) > 0 for w in info.get("workers", {}).values())
 
 

@@ -17,6 +17,11 @@ from sedarchive.errors import InputError
 from sedarchive.settings_files import check_keys
 from sedarchive.settings_files import read_settings_file as _read
 
+#: Torch CPU threads of training unless set: one was the fastest count measured on a shared 2-core
+#: machine (``python bench/train_threads.py``; README "Training threads"), and one thread is what
+#: every Dask worker process uses for its other tasks.
+TRAIN_THREADS = 1
+
 TORCHVISION_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 BACKBONES = (*TORCHVISION_BACKBONES, "small")
 PRESETS = ("paper", "cpu")
@@ -60,8 +65,12 @@ class TrainSettings:
     """How the encoder is trained (and which grains it learns from).
 
     ``cache_mb`` bounds the resized crops kept in memory between epochs (0: read every epoch);
-    ``threads`` sets torch's CPU threads while training (default: torch's own choice, all cores);
-    on a machine busy with other work one thread can be many times faster than two.
+    ``threads`` is torch's CPU thread count while training, set wherever training runs (this
+    process, a GPU worker, a batch job). It changes the weights (sums are split differently), so it
+    is a fixed number, part of the run's fingerprint and recorded with the model: the same archive
+    and settings give the same model on every engine. ``None`` (models trained before it was a
+    setting) leaves torch's own choice, which a Dask nanny sets to 1 and a plain process to all
+    cores. Default :data:`TRAIN_THREADS` (``bench/train_threads.py``).
     """
 
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
@@ -76,7 +85,7 @@ class TrainSettings:
     weights: str | None = None
     shuffle_buffer: int = 512
     max_grains: int | None = None
-    threads: int | None = None
+    threads: int | None = TRAIN_THREADS
     cache_mb: int = 2048
 
     def __post_init__(self) -> None:

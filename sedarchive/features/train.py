@@ -51,9 +51,13 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
 
 
 def fingerprint(settings: TrainSettings, index: GrainIndex) -> str:
-    """Digest of what decides the trained weights: settings (not epochs nor device) and grains."""
+    """Digest of what decides the trained weights: settings (not epochs nor device) and grains.
+
+    The thread count is part of it: torch splits its sums by thread, so another count gives other
+    weights.
+    """
     values = settings.to_dict()
-    for key in ("epochs", "device", "threads", "cache_mb"):
+    for key in ("epochs", "device", "cache_mb"):
         values.pop(key)
     values["encoder"]["n_layers"] = index.n_layers
     if settings.weights:
@@ -163,6 +167,7 @@ def train_and_save(index: GrainIndex, settings: TrainSettings, models_dir: str |
         "n_grains": index.n_grains,
         "samples": index.samples,
         "trained_on": str(resolve_device(settings.device)),
+        "torch_threads": settings.threads or torch.get_num_threads(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     model_id = save_encoder(models_dir, model.to("cpu"), info, history)

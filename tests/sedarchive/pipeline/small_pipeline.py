@@ -45,6 +45,11 @@ def env() -> dict[str, str]:
     return {**os.environ, **ONE_THREAD, "PYTHONUNBUFFERED": "1"}
 
 
+def user_env() -> dict[str, str]:
+    """The environment of a user's shell: no thread-count variables (what a nanny sets is its own)."""
+    return {**{k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}, "PYTHONUNBUFFERED": "1"}
+
+
 def results(root: Path) -> dict[str, dict[str, np.ndarray]]:
     """Per sample: grains (boxes, flags), latents and clusters; and the archive's counts."""
     archive = Archive.open(root)
@@ -84,8 +89,11 @@ def assert_same_results(got: dict, want: dict, atol: float = 5e-4) -> None:
 class DaskProcesses:
     """``dask scheduler`` and ``dask worker`` as separate processes on 127.0.0.1 (random ports)."""
 
-    def __init__(self, folder: Path, n_workers: int = 2):
+    def __init__(self, folder: Path, n_workers: int = 2, nanny: bool = False, environ: dict[str, str] | None = None):
+        """``nanny=True`` starts workers as ``dask worker`` does by default (a nanny process that sets
+        the worker's thread variables); ``environ`` replaces the one-thread environment."""
         self.folder = folder
+        self.environ = environ if environ is not None else env()
         self.scheduler_file = folder / "scheduler.json"
         self.procs: dict[str, subprocess.Popen] = {}
         logs = folder / "logs"
@@ -95,7 +103,7 @@ class DaskProcesses:
         self._wait(lambda: self.scheduler_file.exists(), "the scheduler file")
         for i in range(n_workers):
             self._start(f"w{i}", [str(DASK), "worker", "--scheduler-file", str(self.scheduler_file),
-                                  "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny", "--name", f"w{i}",
+                                  "--host", "127.0.0.1", "--nthreads", "1", "--nanny" if nanny else "--no-nanny", "--name", f"w{i}",
                                   "--no-dashboard", "--death-timeout", "60"])
         from distributed import Client
 
@@ -105,7 +113,8 @@ class DaskProcesses:
 
     def _start(self, name: str, cmd: list[str]) -> None:
         log = open(self.folder / "logs" / f"{name}.log", "w")
-        self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env(), cwd=self.folder)
+        self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.environ,
+                                             cwd=self.folder)
 
     @staticmethod
     def _wait(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
