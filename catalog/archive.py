@@ -204,20 +204,28 @@ class Archive:
         store.set_status(self.sample_path(key), status, **attrs)
         self.register(key)
 
-    def rebuild_catalog(self) -> list[SampleKey]:
-        """Rewrite catalog.yaml from the stores alone; returns the samples found."""
+    def rebuild_catalog(self, problems: list[str] | None = None) -> list[SampleKey]:
+        """Rewrite catalog.yaml from the stores alone (the old file is never read); returns the samples found.
+
+        A store that cannot be read (damaged ``zarr.json``, no ``core`` attribute, a name that is
+        not a sample's, a store in the wrong core folder) is left out and described, one line
+        each, in ``problems`` when given.
+        """
         found = []
         for path in sorted(self.samples_dir.glob("*/*.zarr")):
             try:
                 key = SampleKey.from_name(path.name[: -len(".zarr")])
                 meta = store.summary(path)
-            except (ArchiveError, KeyError):
-                continue  # not a sample store: leave it alone
+                if meta["core"] != key.core or path != self.sample_path(key):
+                    raise ArchiveError(f"store {path.relative_to(self.root)} says core {meta['core']!r}, its "
+                                       f"name and folder say {key.core!r}")
+            except ArchiveError as err:
+                if problems is not None:
+                    problems.append(f"{path.relative_to(self.root)}: {err}")
+                continue
             found.append((key, meta))
         with intake_catalog.locked(self.root):
-            cat = intake_catalog.load(self.root)
-            for name in list(cat.entries):
-                intake_catalog.remove(cat, name)
+            cat = intake_catalog.empty()
             for key, meta in found:
                 intake_catalog.put(cat, key.name, self._relative(key), meta)
             intake_catalog.save(self.root, cat)

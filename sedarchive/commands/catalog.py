@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from sedarchive.commands import _options
 
@@ -20,8 +21,11 @@ def run(args: argparse.Namespace) -> int:
     from catalog import Archive
 
     archive = Archive.open(args.archive)
+    problems: list[str] = []
     if args.rebuild:
-        archive.rebuild_catalog()
+        archive.rebuild_catalog(problems)
+        for line in problems:
+            print(f"sedarchive catalog: left out {line}", file=sys.stderr)
     rows = archive.samples(core=args.core, depth=args.depth)
     header = ("sample", "core", "depth_cm", "positions", "particles", "status")
     table = [header] + [
@@ -30,4 +34,4 @@ def run(args: argparse.Namespace) -> int:
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    return 0
+    return 1 if problems else 0
