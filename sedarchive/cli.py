@@ -26,6 +26,9 @@ from sedarchive.commands import (
     train,
 )
 
+#: verbs that change stage results: one at a time per archive (catalog.lock says who holds it)
+LOCKED_VERBS = ("segment", "train", "encode", "cluster", "report", "run")
+
 #: the verbs in the order ``--help`` lists them (each module imports its heavy stacks only when it runs)
 COMMANDS = (demo, acquire, ingest, catalog_verb, segment, train, encode, cluster, report, run, review, export)
 VERBS = tuple(module.__name__.rpartition(".")[2] for module in COMMANDS)
@@ -49,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code = args.func(args)
+        code = _locked(args) if args.verb in LOCKED_VERBS else args.func(args)
     except SedarchiveError as err:
         print(f"sedarchive {args.verb}: error: {err}", file=sys.stderr)
         return 2
@@ -57,6 +60,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sedarchive {args.verb}: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     return int(code or 0)
+
+
+def _locked(args: argparse.Namespace) -> int:
+    """Run the verb holding the archive lock (an archive that does not exist is the verb's to report)."""
+    from pathlib import Path
+
+    from catalog.lock import archive_lock
+
+    root = Path(args.archive).expanduser()
+    if not root.is_dir():
+        return args.func(args)
+    with archive_lock(root, "sedarchive " + " ".join(sys.argv[1:])):
+        return args.func(args)
 
 
 if __name__ == "__main__":

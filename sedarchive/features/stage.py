@@ -53,7 +53,7 @@ def train_stage(archive: Archive, keys: list[SampleKey], client: Any, settings: 
         raise InputError(f"no grains to train on in the {len(keys)} selected sample(s){why}")
     models_dir = archive.models_dir
     run_id = fingerprint(settings, index)
-    existing = find_trained(models_dir, run_id)
+    existing = find_trained(models_dir, run_id, settings.epochs)
     if existing:
         _say(quiet, f"train: encoder {existing} was already trained with these settings and grains; reusing it")
         result = {"model_id": existing, "n_grains": index.n_grains, "samples": index.samples,
@@ -74,7 +74,7 @@ def train_stage(archive: Archive, keys: list[SampleKey], client: Any, settings: 
 def _train_on_gpu_worker(client: Any, index, settings: TrainSettings, models_dir, quiet: bool) -> dict[str, Any]:
     future = client.submit(train_and_save, index, settings, str(models_dir), resources={"GPU": 1},
                            pure=False, retries=2, key=f"train-{time.time_ns()}")
-    workdir, shown = training_dir(models_dir, fingerprint(settings, index)), 0
+    workdir, shown = training_dir(models_dir, fingerprint(settings, index), settings.epochs), 0
     while not future.done():
         time.sleep(1.0)
         history = read_progress(workdir)

@@ -81,3 +81,13 @@ def test_a_failure_at_the_swap_keeps_the_old_latents(encoded, monkeypatch):
     with pytest.raises(OSError, match="injected"):
         run_stage(archive, KEYS, None, FORCE, quiet=True)
     assert_unchanged(archive, before)
+
+
+def test_a_changed_number_of_epochs_takes_effect(archive):
+    for i, key in enumerate(KEYS):
+        make_segmented_sample(archive, key, n=12, n_layers=3, size=32, seed=40 + i, chunk=4)
+    one = train_stage(archive, KEYS, None, replace(TINY, epochs=1), quiet=True).results["encoder"]
+    two = train_stage(archive, KEYS, None, replace(TINY, epochs=2), quiet=True).results["encoder"]
+    assert not two["reused"] and len(two["history"]) == 2 and two["model_id"] != one["model_id"]
+    again = train_stage(archive, KEYS, None, replace(TINY, epochs=1), quiet=True).results["encoder"]
+    assert again["reused"] and again["model_id"] == one["model_id"]
