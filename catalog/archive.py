@@ -132,6 +132,10 @@ class Archive:
         path = self.sample_path(key)
         if path.exists():
             raise ArchiveError(f"sample {key.name} already exists in {self.root}")
+        for other in self.stored_keys(key.core):
+            if other.overlaps(key.top_cm, key.bottom_cm):
+                raise ArchiveError(f"sample {key.name} overlaps {other.name} of the same core: depth intervals "
+                                   f"of one core must not overlap")
         store.create_sample_store(
             path, key, n_positions, n_layers, height, width,
             focal_offsets_um=focal_offsets_um, pixel_size_um=pixel_size_um, attrs=attrs,
@@ -139,6 +143,16 @@ class Archive:
         if register:
             self.register(key)
         return path
+
+    def stored_keys(self, core: str) -> list[SampleKey]:
+        """The samples of ``core`` that have a store on disk (catalogued or not, e.g. an ingest under way)."""
+        keys = []
+        for path in sorted((self.samples_dir / core).glob("*.zarr")):
+            try:
+                keys.append(SampleKey.from_name(path.name[: -len(".zarr")]))
+            except ArchiveError:
+                continue
+        return keys
 
     def register(self, key: SampleKey) -> None:
         """Add or refresh the sample's catalog entry from its store."""

@@ -83,6 +83,10 @@ def create_sample_store(
     offsets = [float(v) for v in (focal_offsets_um if focal_offsets_um is not None else range(n_layers))]
     if len(offsets) != n_layers:
         raise ArchiveError(f"{key.name}: {len(offsets)} focal offsets for {n_layers} layers")
+    if not all(np.isfinite(offsets)):
+        raise ArchiveError(f"{key.name}: focal offsets must be finite numbers (got {offsets})")
+    if pixel_size_um is not None and not (np.isfinite(float(pixel_size_um)) and float(pixel_size_um) > 0):
+        raise ArchiveError(f"{key.name}: pixel size must be a positive number of micrometres (got {pixel_size_um})")
     shape = (n_positions, n_layers, height, width, 3)
     ds = xr.Dataset(
         {

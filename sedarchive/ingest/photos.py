@@ -88,9 +88,16 @@ def _frames_from_folder(folder: Path) -> dict[tuple[int, int], Path]:
 
 
 def _frames_from_manifest(manifest: Path) -> tuple[dict[tuple[int, int], Path], dict[int, tuple[float, float]]]:
+    try:
+        return _read_manifest(manifest)
+    except UnicodeDecodeError as err:
+        raise InputError(f"{manifest}: not UTF-8 text (byte {err.start}); save the manifest as UTF-8") from None
+
+
+def _read_manifest(manifest: Path) -> tuple[dict[tuple[int, int], Path], dict[int, tuple[float, float]]]:
     frames: dict[tuple[int, int], Path] = {}
     xy: dict[int, tuple[float, float]] = {}
-    with open(manifest, newline="") as fh:
+    with open(manifest, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         need = {"path", "position", "layer"}
         if reader.fieldnames is None or not need <= {f.strip() for f in reader.fieldnames}:

@@ -156,6 +156,16 @@ def test_cli_reports_bad_input_in_one_line_and_exits_non_zero(tmp_path):
     assert not (tmp_path / "arch").exists()
 
 
+def test_a_frame_that_fails_on_a_worker_is_one_line_with_quiet(tmp_path):
+    src = _break("truncated", _write_folder(tmp_path / "src", _frames()))
+    proc = subprocess.run(
+        [sys.executable, "-m", "sedarchive", "ingest", str(tmp_path / "arch"), str(src), "--core", "A",
+         "--depth", "1-2", "--quiet", "--workers", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "plate1_p3_z5.png" in proc.stderr
+
+
 @pytest.mark.slow
 def test_killed_ingest_resumes_to_the_same_bytes(tmp_path, dask_client):
     frames = np.random.default_rng(3).integers(0, 256, (24, N_LAYERS, 96, 128, 3), dtype=np.uint8)
