@@ -358,6 +358,20 @@ def read_array(path: str | Path, name: str, selection: Any = slice(None)) -> np.
     return np.asarray(group[name][selection])
 
 
+def intact(path: str | Path, *names: str) -> bool:
+    """True when every array ``names`` exists with all its chunks (a stage that would skip a sample
+    as done asks this first, so that running it again repairs a lost chunk)."""
+    group = _group(path)
+    for name in names:
+        if name not in group:
+            return False
+        try:
+            check_chunks(path, group, name)
+        except ArchiveError:
+            return False
+    return True
+
+
 def array_names(path: str | Path) -> list[str]:
     """The arrays of a store (staged arrays not yet swapped in left out)."""
     return sorted(name for name in _group(path).array_keys() if not name.endswith(STAGED_SUFFIX))

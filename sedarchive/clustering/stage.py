@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from catalog import Archive, SampleKey, create_variables, read_attrs, record_stage
-from catalog.store import array_chunks, array_names, array_shape, drop_variables, staged_name, swap_in
+from catalog.store import array_chunks, array_names, array_shape, drop_variables, intact, staged_name, swap_in
 from sedarchive.clustering.model import (
     CURRENT_KEY,
     ClusteringError,
@@ -181,7 +181,8 @@ def assign(archive: Archive, keys: Sequence[SampleKey], client: Any, model: KMea
     for key in keys:
         path = archive.sample_path(key)
         attrs = read_attrs(path)
-        if not force and attrs.get("status") == "clustered" and attrs.get("kmeans_id") == model.id:
+        if (not force and attrs.get("status") == "clustered" and attrs.get("kmeans_id") == model.id
+                and intact(path, "cluster")):
             report.results[key] = "already clustered"
             continue
         n = n_grains(path)

@@ -20,7 +20,7 @@ from typing import Any
 
 from catalog import Archive, SampleKey, create_variables, read_attrs, record_stage, status_rank
 from catalog.errors import SedarchiveError
-from catalog.store import array_names, array_shape, staged_name, swap_in
+from catalog.store import array_names, array_shape, intact, staged_name, swap_in
 from sedarchive.dask.tasks import TaskReport, has_gpu_workers, run_tasks
 from sedarchive.errors import InputError
 from sedarchive.features.data import IMAGES, build_index
@@ -140,7 +140,8 @@ def _prepare(archive: Archive, key: SampleKey, model_id: str, encoder: dict[str,
     status = attrs.get("status", "acquiring")
     if status_rank(status) < status_rank("segmented"):
         raise InputError(f"sample {key.name} is not segmented yet (status {status})")
-    if not settings.force and status_rank(status) >= status_rank("encoded") and attrs.get("encoder_id") == model_id:
+    if (not settings.force and status_rank(status) >= status_rank("encoded") and attrs.get("encoder_id") == model_id
+            and intact(path, LATENT)):
         return "skipped"
     if IMAGES not in array_names(path):
         raise InputError(f"sample {key.name} has no {IMAGES}; run `sedarchive segment` first")

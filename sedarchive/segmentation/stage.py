@@ -20,14 +20,13 @@ from catalog import (
     Archive,
     SampleKey,
     create_variables,
-    read_array,
     read_attrs,
     record_stage,
     status_rank,
     write_region,
 )
 from catalog.errors import SedarchiveError
-from catalog.store import array_names, array_shape, drop_variables, staged_name, swap_in
+from catalog.store import array_names, array_shape, drop_variables, intact, staged_name, swap_in
 from sedarchive.dask.tasks import TaskReport, run_tasks
 from sedarchive.segmentation.chunks import (
     ChunkKey,
@@ -44,6 +43,8 @@ from sedarchive.segmentation.settings import SegmentSettings
 STAGE = "segment"
 #: Variables that describe particles of an earlier segmentation; dropped when a sample is segmented anew.
 LATER_PARTICLE_VARIABLES = ("latent", "cluster")
+#: Per-grain arrays checked for lost chunks before a sample is skipped as done (a lost one is segmented again).
+PARTICLE_ARRAYS = ("particle_images", "bbox", "position", "chopped", "clump")
 #: Samples are segmented in groups of about this many stack positions (see :func:`_batches`).
 BATCH_POSITIONS = 256
 
@@ -81,9 +82,10 @@ def run_stage(archive: Archive, keys: list[SampleKey], client: Any, settings: Se
         status = attrs.get("status", "acquiring")
         if status_rank(status) < status_rank("acquired"):
             report.failures[key] = f"{key.name} is not acquired yet (status {status})"
-        elif not force and is_done(attrs, settings):
+        elif not force and is_done(attrs, settings) and intact(path, *(n for n in PARTICLE_ARRAYS
+                                                                       if n in array_names(path))):
             shutil.rmtree(scratch_dir(archive.root, key), ignore_errors=True)  # left by a run killed at the end
-            n = int(read_array(path, "bbox").shape[0]) if "bbox" in array_names(path) else 0
+            n = int(array_shape(path, "bbox")[0]) if "bbox" in array_names(path) else 0
             report.results[key] = {"n_particles": n, "skipped": True}
         else:
             todo.append(key)

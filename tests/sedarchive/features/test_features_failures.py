@@ -91,3 +91,12 @@ def test_a_changed_number_of_epochs_takes_effect(archive):
     assert not two["reused"] and len(two["history"]) == 2 and two["model_id"] != one["model_id"]
     again = train_stage(archive, KEYS, None, replace(TINY, epochs=1), quiet=True).results["encoder"]
     assert again["reused"] and again["model_id"] == one["model_id"]
+
+
+def test_a_lost_latent_chunk_is_encoded_again(encoded):
+    archive, before = encoded
+    path = archive.sample_path(KEYS[0])
+    next(p for p in sorted((path / "latent" / "c").rglob("*")) if p.is_file()).unlink()
+    report = run_stage(archive, KEYS, None, EncodeSettings(device="cpu"), quiet=True)
+    assert report.results[KEYS[0]] == 12 and report.results[KEYS[1]] == "skipped"
+    np.testing.assert_allclose(read_array(path, "latent"), before[KEYS[0]][0], rtol=1e-5, atol=1e-6)

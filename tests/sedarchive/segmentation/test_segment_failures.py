@@ -82,3 +82,12 @@ def test_a_failure_at_the_end_changes_nothing(segmented, dask_client, monkeypatc
         run_stage(archive, [KEY], dask_client, FAST.replace(crop_size=40), quiet=True, force=True)
     for name, values in before.items():
         np.testing.assert_array_equal(read_array(path, name), values, err_msg=name)
+
+
+def test_a_lost_grain_chunk_is_segmented_again(segmented, dask_client):
+    archive, path, before = segmented
+    next(p for p in sorted((path / "bbox" / "c").rglob("*")) if p.is_file()).unlink()
+    report = run_stage(archive, [KEY], dask_client, FAST, quiet=True)  # not skipped: bbox is not intact
+    assert report.ok and report.results[KEY]["skipped"] is False
+    np.testing.assert_array_equal(read_array(path, "bbox"), before["bbox"])
+    assert read_attrs(path)["status"] == "segmented" and "latent" not in array_names(path)
