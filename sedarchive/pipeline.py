@@ -251,7 +251,6 @@ def run_pipeline(
     """
     given = dict(settings or {}) if not isinstance(settings, PipelineSettings) else {
         f.name: getattr(settings, f.name) for f in fields(settings) if getattr(settings, f.name) is not None}
-    check_stores(archive, keys)
     outcome = PipelineReport()
     healthy = list(keys)
     for stage in stages:
@@ -283,7 +282,8 @@ def run_pipeline(
 
 def check_stores(archive: Archive, keys: Sequence[SampleKey]) -> None:
     """Before any stage changes anything: every selected sample, and every catalogued one (the
-    cluster stage and the report look at the whole archive), has a readable store.
+    cluster stage and the report look at the whole archive), has a readable store (``sedarchive
+    run`` calls it before :func:`run_pipeline`).
 
     A stale catalog entry (a store deleted or damaged since) would otherwise let the early stages
     retrain and relabel on the remaining samples, then fail half-way through the run.
