@@ -229,7 +229,12 @@ def swap_in(path: str | Path, name: str) -> None:
     shutil.rmtree(old, ignore_errors=True)
     if (path / name).exists():
         (path / name).rename(old)
-    new.rename(path / name)
+    try:
+        new.rename(path / name)
+    except BaseException:
+        if old.exists() and not (path / name).exists():
+            old.rename(path / name)  # the swap failed: the old array takes its place again
+        raise
     shutil.rmtree(old, ignore_errors=True)
     consolidate(path)
 

@@ -100,3 +100,33 @@ def test_a_lost_latent_chunk_is_encoded_again(encoded):
     report = run_stage(archive, KEYS, None, EncodeSettings(device="cpu"), quiet=True)
     assert report.results[KEYS[0]] == 12 and report.results[KEYS[1]] == "skipped"
     np.testing.assert_allclose(read_array(path, "latent"), before[KEYS[0]][0], rtol=1e-5, atol=1e-6)
+
+
+def _models(archive):
+    from sedarchive.features.registry import current_encoder, list_encoders
+
+    return current_encoder(archive.models_dir), list_encoders(archive.models_dir)
+
+
+@pytest.mark.parametrize("where", ["start", "middle", "end"])
+def test_a_failed_training_leaves_the_current_encoder(encoded, monkeypatch, where):
+    archive, before = encoded
+    models = _models(archive)
+    from sedarchive.features import train as train_module
+
+    def fail(*args, **kwargs):
+        raise RuntimeError(f"injected at the {where}")
+
+    if where == "start":
+        monkeypatch.setattr(train_module, "build_model", fail)
+    elif where == "middle":
+        monkeypatch.setattr(stage_module, "_epoch_line", fail)  # called after each epoch
+    else:
+        monkeypatch.setattr(train_module, "save_encoder", fail)
+    with pytest.raises(RuntimeError, match="injected"):
+        train_stage(archive, KEYS, None, replace(TINY, epochs=2, seed=3), quiet=True)
+    assert _models(archive) == models
+    assert_unchanged(archive, before)
+    monkeypatch.undo()
+    result = train_stage(archive, KEYS, None, replace(TINY, epochs=2, seed=3), quiet=True).results["encoder"]
+    assert _models(archive)[0] == result["model_id"] != models[0]
