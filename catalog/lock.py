@@ -39,7 +39,10 @@ def holder(root: str | Path) -> dict | None:
 def archive_lock(root: str | Path, command: str | None = None) -> Iterator[None]:
     """Hold the archive's lock for the block; :class:`ArchiveBusyError` if another process has it."""
     path = Path(root) / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise ArchiveError(f"cannot take the archive lock {path}: {err.strerror or err}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
