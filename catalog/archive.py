@@ -142,6 +142,10 @@ class Archive:
         path = self.sample_path(key)
         if path.exists():
             raise ArchiveError(f"sample {key.name} already exists in {self.root}")
+        for other in self.stored_keys(key.core):
+            if other.overlaps(key.top_cm, key.bottom_cm):
+                raise ArchiveError(f"sample {key.name} overlaps {other.name} of the same core: depth intervals "
+                                   f"of one core must not overlap")
         store.create_sample_store(
             path, key, n_positions, n_layers, height, width,
             focal_offsets_um=focal_offsets_um, pixel_size_um=pixel_size_um, attrs=attrs,
@@ -149,6 +153,16 @@ class Archive:
         if register:
             self.register(key)
         return path
+
+    def stored_keys(self, core: str) -> list[SampleKey]:
+        """The samples of ``core`` that have a store on disk (catalogued or not, e.g. an ingest under way)."""
+        keys = []
+        for path in sorted((self.samples_dir / core).glob("*.zarr")):
+            try:
+                keys.append(SampleKey.from_name(path.name[: -len(".zarr")]))
+            except ArchiveError:
+                continue
+        return keys
 
     def register(self, key: SampleKey) -> None:
         """Add or refresh the sample's catalog entry from its store."""
@@ -214,20 +228,28 @@ class Archive:
         store.set_status(self.sample_path(key), status, **attrs)
         self.register(key)
 
-    def rebuild_catalog(self) -> list[SampleKey]:
-        """Rewrite catalog.yaml from the stores alone; returns the samples found."""
+    def rebuild_catalog(self, problems: list[str] | None = None) -> list[SampleKey]:
+        """Rewrite catalog.yaml from the stores alone (the old file is never read); returns the samples found.
+
+        A store that cannot be read (damaged ``zarr.json``, no ``core`` attribute, a name that is
+        not a sample's, a store in the wrong core folder) is left out and described, one line
+        each, in ``problems`` when given.
+        """
         found = []
         for path in sorted(self.samples_dir.glob("*/*.zarr")):
             try:
                 key = SampleKey.from_name(path.name[: -len(".zarr")])
                 meta = store.summary(path)
-            except (ArchiveError, KeyError):
-                continue  # not a sample store: leave it alone
+                if meta["core"] != key.core or path != self.sample_path(key):
+                    raise ArchiveError(f"store {path.relative_to(self.root)} says core {meta['core']!r}, its "
+                                       f"name and folder say {key.core!r}")
+            except ArchiveError as err:
+                if problems is not None:
+                    problems.append(f"{path.relative_to(self.root)}: {err}")
+                continue
             found.append((key, meta))
         with intake_catalog.locked(self.root):
-            cat = intake_catalog.load(self.root)
-            for name in list(cat.entries):
-                intake_catalog.remove(cat, name)
+            cat = intake_catalog.empty()
             for key, meta in found:
                 intake_catalog.put(cat, key.name, self._relative(key), meta)
             intake_catalog.save(self.root, cat)

@@ -60,7 +60,12 @@ def replace_dir(work: str | Path, path: str | Path) -> Path:
     shutil.rmtree(old, ignore_errors=True)
     if path.exists():
         os.replace(path, old)
-    os.replace(work, path)
+    try:
+        os.replace(work, path)
+    except BaseException:
+        if old.exists() and not path.exists():
+            os.replace(old, path)  # the swap failed: the old folder takes its place again
+        raise
     shutil.rmtree(old, ignore_errors=True)
     return path
 

@@ -49,13 +49,20 @@ def load(root: Path) -> Catalog:
     """The catalog as an intake object (empty when the file does not exist yet)."""
     path = root / CATALOG_FILE
     if not path.exists():
-        return Catalog(metadata={"description": "sedarchive sample archive"})
+        return empty()
     try:
         with open(path) as fh:
             data = yaml.safe_load(fh) or {}
         return Catalog.from_dict(data)
-    except Exception as err:  # yaml or intake structure
-        raise ArchiveError(f"{path} is not a readable intake catalog ({err.__class__.__name__}: {err})") from err
+    except Exception as err:  # yaml or intake structure, bad bytes
+        first = (str(err).splitlines() or [""])[0][:160]
+        raise ArchiveError(f"{path} is damaged ({err.__class__.__name__}: {first}); rebuild it from the "
+                           f"sample stores with `sedarchive catalog ARCHIVE --rebuild`") from None
+
+
+def empty() -> Catalog:
+    """A catalog without entries (what ``--rebuild`` starts from: it never reads the old file)."""
+    return Catalog(metadata={"description": "sedarchive sample archive"})
 
 
 def save(root: Path, cat: Catalog) -> None:

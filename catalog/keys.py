@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from catalog.errors import ArchiveError
 
-_CORE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]*$")
+_CORE_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]|\.(?!\.))*")  # fullmatch: no trailing newline, no '..'
 _NAME_RE = re.compile(r"^(?P<core>.+)_(?P<top>-?\d+(?:\.\d+)?)-(?P<bottom>-?\d+(?:\.\d+)?)cm$")
 
 
@@ -62,9 +62,9 @@ class SampleKey:
     bottom_cm: float
 
     def __post_init__(self) -> None:
-        if not isinstance(self.core, str) or not _CORE_RE.match(self.core):
+        if not isinstance(self.core, str) or not _CORE_RE.fullmatch(self.core):
             raise ArchiveError(
-                f"core {self.core!r} must be letters, digits, '-' or '.', starting with a letter or digit"
+                f"core {self.core!r} must be letters, digits, '-' or single '.', starting with a letter or digit"
             )
         top, bottom = float(self.top_cm), float(self.bottom_cm)
         if not (math.isfinite(top) and math.isfinite(bottom)) or top < 0 or not bottom > top:
@@ -82,7 +82,7 @@ class SampleKey:
 
     @classmethod
     def from_name(cls, name: str) -> SampleKey:
-        m = _NAME_RE.match(name)
+        m = _NAME_RE.fullmatch(name)
         if not m:
             raise ArchiveError(f"{name!r} is not a sample name like CORE_120-122cm")
         return cls(m["core"], float(m["top"]), float(m["bottom"]))

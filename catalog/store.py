@@ -24,9 +24,14 @@ import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec
 
+from catalog.chunks import EVERY_CHUNK, CheckedArray, check_chunks
 from catalog.version import software_version  # noqa: F401 - re-exported (stores record it)
 from catalog.errors import ArchiveError
 from catalog.keys import SampleKey
+
+# Every chunk a writer touches is written, even one equal to the fill value, so a chunk missing
+# from disk always means damage (zarr's default skips all-fill chunks, which hides deleted ones).
+zarr.config.set({"array.write_empty_chunks": True})
 
 STATUSES = ("acquiring", "acquired", "segmented", "encoded", "clustered")
 STACK_DIMS = ("position", "layer", "y", "x", "channel")
@@ -70,6 +75,10 @@ def create_sample_store(
     offsets = [float(v) for v in (focal_offsets_um if focal_offsets_um is not None else range(n_layers))]
     if len(offsets) != n_layers:
         raise ArchiveError(f"{key.name}: {len(offsets)} focal offsets for {n_layers} layers")
+    if not all(np.isfinite(offsets)):
+        raise ArchiveError(f"{key.name}: focal offsets must be finite numbers (got {offsets})")
+    if pixel_size_um is not None and not (np.isfinite(float(pixel_size_um)) and float(pixel_size_um) > 0):
+        raise ArchiveError(f"{key.name}: pixel size must be a positive number of micrometres (got {pixel_size_um})")
     shape = (n_positions, n_layers, height, width, 3)
     ds = xr.Dataset(
         {
@@ -79,6 +88,8 @@ def create_sample_store(
         },
         coords={"layer": np.arange(n_layers)},
     )
+    for name in ("stacks", "stage_xy_mm"):
+        ds[name].attrs[EVERY_CHUNK] = True
     ds.attrs.update(
         core=key.core,
         depth_top_cm=key.top_cm,
@@ -105,7 +116,12 @@ def _group(path: str | Path, mode: str = "r") -> zarr.Group:
     path = Path(path)
     if not (path / "zarr.json").exists():
         raise ArchiveError(f"{path} is not a sample store (no zarr.json)")
-    return zarr.open_group(str(path), mode=mode, zarr_format=3)
+    try:
+        return zarr.open_group(str(path), mode=mode, zarr_format=3)
+    except Exception as err:  # noqa: BLE001 - truncated or edited JSON, wrong node type, bad bytes: one line
+        first = (str(err).splitlines() or [""])[0][:160]
+        raise ArchiveError(f"sample store {path.name}: zarr.json is damaged ({type(err).__name__}: {first}); "
+                           f"restore it from a backup") from None
 
 
 def write_position(path: str | Path, index: int, stack: np.ndarray, xy_mm: tuple[float, float] | None = None) -> None:
@@ -137,9 +153,18 @@ def positions_done(path: str | Path) -> np.ndarray:
 
 
 def open_sample(path: str | Path) -> xr.Dataset:
-    """The sample as a lazy, dask-backed Dataset (always current: reads metadata directly)."""
-    _group(path)
-    return xr.open_zarr(str(path), consolidated=False, chunks={})
+    """The sample as a lazy, dask-backed Dataset (always current: reads metadata directly).
+
+    Every chunk is checked to exist first (file names only, no data read): a missing one is an
+    :class:`ArchiveError` naming the sample, the variable and the chunk.
+    """
+    group = _group(path)
+    names = list(group.array_keys())
+    staged = [name for name in names if name.endswith(STAGED_SUFFIX)]
+    for name in names:
+        if name not in staged:
+            check_chunks(path, group, name)
+    return xr.open_zarr(str(path), consolidated=False, chunks={}, drop_variables=staged)
 
 
 def read_attrs(path: str | Path) -> dict[str, Any]:
@@ -173,6 +198,39 @@ def drop_variables(path: str | Path, names: Iterable[str]) -> None:
     consolidate(path)
 
 
+#: suffix of an array that a stage writes beside the one it replaces (``latent.next``), swapped in
+#: by :func:`swap_in` only when complete; readers never see it
+STAGED_SUFFIX = ".next"
+
+
+def staged_name(name: str) -> str:
+    """The name under which a stage writes the new ``name`` before :func:`swap_in`."""
+    return name + STAGED_SUFFIX
+
+
+def swap_in(path: str | Path, name: str) -> None:
+    """Replace array ``name`` by its finished staged copy (``name.next``), then re-consolidate.
+
+    Two renames inside the store: the old array goes aside, the new one takes its name, the old
+    one is deleted. Until then readers see the old array whole.
+    """
+    path = Path(path)
+    new, old = path / staged_name(name), path / f".{name}.old"
+    if not (new / "zarr.json").is_file():
+        raise ArchiveError(f"sample {path.name}: no finished {staged_name(name)!r} to swap in")
+    shutil.rmtree(old, ignore_errors=True)
+    if (path / name).exists():
+        (path / name).rename(old)
+    try:
+        new.rename(path / name)
+    except BaseException:
+        if old.exists() and not (path / name).exists():
+            old.rename(path / name)  # the swap failed: the old array takes its place again
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    consolidate(path)
+
+
 def consolidate(path: str | Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zarr warns that consolidated metadata is not yet in the v3 spec
@@ -183,6 +241,10 @@ def summary(path: str | Path) -> dict[str, Any]:
     """Core, depth, status and counts of a store, read from metadata only."""
     group = _group(path)
     attrs = group.attrs
+    missing = [name for name in ("core", "depth_top_cm", "depth_bottom_cm") if name not in attrs]
+    if missing:
+        raise ArchiveError(f"sample store {Path(path).name} has no {', '.join(missing)} attribute(s) in its "
+                           f"zarr.json; set them again (they follow from the store's name) or restore it")
     n_particles = 0
     for name in ("bbox", "position_of_particle", "particle_images"):
         if name in group:
@@ -254,6 +316,7 @@ def create_variables(
             fill_value=fill,
             dimension_names=list(dims),
             compressors=[stacks_codec()] if name in compressed else "auto",
+            attributes={EVERY_CHUNK: True},
         )
     consolidate(path)
 
@@ -288,11 +351,27 @@ def read_array(path: str | Path, name: str, selection: Any = slice(None)) -> np.
     group = _group(path)
     if name not in group:
         raise ArchiveError(f"{Path(path).name} has no array {name!r}")
+    check_chunks(path, group, name, selection)
     return np.asarray(group[name][selection])
 
 
+def intact(path: str | Path, *names: str) -> bool:
+    """True when every array ``names`` exists with all its chunks (a stage that would skip a sample
+    as done asks this first, so that running it again repairs a lost chunk)."""
+    group = _group(path)
+    for name in names:
+        if name not in group:
+            return False
+        try:
+            check_chunks(path, group, name)
+        except ArchiveError:
+            return False
+    return True
+
+
 def array_names(path: str | Path) -> list[str]:
-    return sorted(_group(path).array_keys())
+    """The arrays of a store (staged arrays not yet swapped in left out)."""
+    return sorted(name for name in _group(path).array_keys() if not name.endswith(STAGED_SUFFIX))
 
 
 #: the per-grain flags of grains that are not counted as grains: cut by the frame edge, touching grains
@@ -335,8 +414,8 @@ def array_chunks(path: str | Path, name: str) -> tuple[int, ...]:
 
 
 def open_array(path: str | Path, name: str) -> Any:
-    """One array of a store, opened read-only for sliced reads (``zarr.Array``)."""
+    """One array of a store, opened read-only for sliced reads (a missing chunk is an error)."""
     group = _group(path)
     if name not in group:
         raise ArchiveError(f"{Path(path).name} has no array {name!r}")
-    return group[name]
+    return CheckedArray(path, group, name)

@@ -30,6 +30,8 @@ from sedarchive.commands import (
 )
 
 _default_formatwarning = None
+#: verbs that change stage results: one at a time per archive (catalog.lock says who holds it)
+LOCKED_VERBS = ("segment", "train", "encode", "cluster", "report", "run", "classify-train", "classify")
 
 #: the verbs in the order ``--help`` lists them (each module imports its heavy stacks only when it runs)
 COMMANDS = (demo, acquire, ingest, catalog_verb, segment, train, encode, cluster, report, run, review, export,
@@ -120,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     saved = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
-        code = args.func(args)
+        code = _locked(args) if args.verb in LOCKED_VERBS else args.func(args)
     except SedarchiveError as err:
         print(f"sedarchive {args.verb}: error: {err}", file=sys.stderr)
         return 2
@@ -130,6 +132,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         warnings.showwarning = saved
     return int(code or 0)
+
+
+def _locked(args: argparse.Namespace) -> int:
+    """Run the verb holding the archive lock (an archive that does not exist is the verb's to report)."""
+    from pathlib import Path
+
+    from catalog.lock import archive_lock
+
+    root = Path(args.archive).expanduser()
+    if not root.is_dir():
+        return args.func(args)
+    with archive_lock(root, "sedarchive " + " ".join(sys.argv[1:])):
+        return args.func(args)
 
 
 if __name__ == "__main__":

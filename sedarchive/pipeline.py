@@ -280,10 +280,42 @@ def run_pipeline(
     return outcome
 
 
+def check_stores(archive: Archive, keys: Sequence[SampleKey]) -> None:
+    """Before any stage changes anything: every selected sample, and every catalogued one (the
+    cluster stage and the report look at the whole archive), has a readable store (``sedarchive
+    run`` calls it before :func:`run_pipeline`).
+
+    A stale catalog entry (a store deleted or damaged since) would otherwise let the early stages
+    retrain and relabel on the remaining samples, then fail half-way through the run.
+    """
+    from catalog import read_attrs
+
+    wanted = {key.name: key for key in keys}
+    for row in archive.samples():
+        wanted.setdefault(row.name, row.key)
+    bad = []
+    for name, key in sorted(wanted.items()):
+        try:
+            read_attrs(archive.sample_path(key))
+        except SedarchiveError as err:
+            bad.append(f"{name} ({one_line(err)})")
+    if bad:
+        raise SedarchiveError(f"{len(bad)} catalogued sample(s) cannot be read, nothing was changed: "
+                              f"{'; '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}; restore them, or run "
+                              f"`sedarchive catalog ARCHIVE --rebuild` to drop stale entries")
+
+
 def _record_timings(archive: Archive, outcome: PipelineReport) -> None:
-    """``ARCHIVE/run.json``: seconds per stage of the latest run (the report's timings table reads it)."""
+    """``ARCHIVE/run.json``: seconds per stage of the latest run (the report's timings table reads it).
+
+    A full disk here costs only the timings table, so it is a warning line, not a failed run.
+    """
     data = {"stages_s": {s.name: round(s.seconds, 3) for s in outcome.stages}}
-    atomic_write(archive.run_path, json.dumps(data, indent=1))
+    try:
+        atomic_write(archive.run_path, json.dumps(data, indent=1))
+    except OSError as err:
+        print(f"pipeline: warning: cannot write {archive.run_path.name} ({err.strerror or err}); "
+              f"the report's timings table will be out of date", file=sys.stderr, flush=True)
 
 
 def _sample_failures(report: TaskReport, keys: Sequence[SampleKey]) -> dict[Hashable, tuple[SampleKey, str]]:

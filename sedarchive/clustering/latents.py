@@ -152,19 +152,20 @@ class LatentSource:
         return x[np.isfinite(x).all(axis=1)]
 
 
-def assign_sample(path: str, model_folder: str, block_rows: int = 65536) -> int:
+def assign_sample(path: str, model_folder: str, block_rows: int = 65536, target: str = "cluster") -> int:
     """Dask task: label every grain of one store with the model in ``model_folder``; returns the count.
 
-    The client has created ``cluster (particle)`` int32 (fill -1); this task writes all of it.
+    The client has created ``target`` (``cluster (particle)`` int32, fill -1, or its staged copy
+    ``cluster.next``); this task writes all of it.
     """
     model = load_model_dir(model_folder)
     n = n_grains(path)
-    chunk = _chunk_rows(path, "cluster") if n else 1
+    chunk = _chunk_rows(path, target) if n else 1
     step = max(chunk, (block_rows // chunk) * chunk)
     assigned = 0
     for start in range(0, n, step):
         latents = read_array(path, "latent", slice(start, min(start + step, n)))
         labels = model.assign(np.asarray(latents, np.float32))
-        write_region(path, "cluster", start, labels)
+        write_region(path, target, start, labels)
         assigned += int((labels >= 0).sum())
     return assigned

@@ -8,7 +8,14 @@ import numpy as np
 from catalog import Archive, read_attrs
 from catalog.store import array_names
 from sedarchive.clustering.kmeans import split_centres
-from sedarchive.clustering.model import ClusteringError, KMeansModel, current_model, save_model
+from sedarchive.clustering.model import (
+    CURRENT_KEY,
+    ClusteringError,
+    KMeansModel,
+    current_model,
+    save_model,
+    update_current,
+)
 from sedarchive.dask.tasks import TaskReport
 
 
@@ -50,12 +57,14 @@ def split_cluster(archive: Archive, cluster_id: int, n: int = 2, *, client: Any 
                                                                 {"cluster": cluster_id, "into": new_ids}]}
     new = KMeansModel(np.concatenate([old.centres, children]), old.encoder_id,
                       np.concatenate([old.parent, np.full(n, cluster_id)]), retired, info)
-    save_model(archive, new)
-    report: TaskReport = assign(archive, keys, client, new, _settings_of(old), quiet=quiet, force=True)
+    folder = save_model(archive, new, make_current=False)  # current once every sample is relabelled
+    report: TaskReport = assign(archive, keys, client, new, _settings_of(old), quiet=quiet, force=True,
+                                all_or_none=True)
     if report.failures:
         key, reason = next(iter(report.failures.items()))
         raise ClusteringError(f"split cluster {cluster_id}: labelling {key.name} failed: {reason} "
-                              f"(run `sedarchive cluster --assign-only` to finish)")
+                              f"(nothing changed; the old model and labels stay current)")
+    update_current(archive, {CURRENT_KEY: folder.name})
     return new_ids
 
 

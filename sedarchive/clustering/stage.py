@@ -17,8 +17,16 @@ from typing import Any
 import numpy as np
 
 from catalog import Archive, SampleKey, create_variables, read_attrs, record_stage
-from catalog.store import array_chunks, array_names, array_shape
-from sedarchive.clustering.model import ClusteringError, KMeansModel, current_model, model_dir, save_model
+from catalog.store import array_chunks, array_names, array_shape, drop_variables, intact, staged_name, swap_in
+from sedarchive.clustering.model import (
+    CURRENT_KEY,
+    ClusteringError,
+    KMeansModel,
+    current_model,
+    model_dir,
+    save_model,
+    update_current,
+)
 from sedarchive.dask.tasks import TaskReport, run_tasks
 from sedarchive.settings_files import SettingsError, check_keys, read_settings_file
 
@@ -145,18 +153,26 @@ def run_stage(archive: Archive, keys: Sequence[SampleKey], client: Any, settings
         raise ClusteringError(f"--assign-only: no K-means model for encoder {encoder_id} in {archive.models_dir}")
     if settings.refit or not usable:
         model = fit_model(archive, keys, settings, encoder_id, quiet=quiet)
-        save_model(archive, model)
+        save_model(archive, model, make_current=False)  # current only once every sample is labelled
     elif model.n_features != _n_features(archive, keys[0]):
         raise ClusteringError(f"the K-means model has {model.n_features} features, {keys[0].name} "
                               f"{_n_features(archive, keys[0])}; run with --refit")
-    report = assign(archive, keys, client, model, settings, quiet=quiet)
+    report = assign(archive, keys, client, model, settings, quiet=quiet, all_or_none=True)
+    if report.failures:
+        return report  # nothing changed: the old model, labels and map stay current
+    update_current(archive, {CURRENT_KEY: model_dir(archive, model.id).name})
     _finish(archive, settings, quiet)
     return report
 
 
 def assign(archive: Archive, keys: Sequence[SampleKey], client: Any, model: KMeansModel,
-           settings: ClusterSettings | None = None, *, quiet: bool = False, force: bool = False) -> TaskReport:
-    """Label the grains of ``keys`` with ``model`` on Dask (``client=None``: here, one after another)."""
+           settings: ClusterSettings | None = None, *, quiet: bool = False, force: bool = False,
+           all_or_none: bool = False) -> TaskReport:
+    """Label the grains of ``keys`` with ``model`` on Dask (``client=None``: here, one after another).
+
+    Labels are written beside the old ones (``cluster.next``) and swapped in when a sample is done;
+    with ``all_or_none`` none is swapped in unless every sample succeeded (one model for all).
+    """
     from sedarchive.clustering.latents import assign_sample, n_grains
 
     recorded = {**(settings or ClusterSettings()).fit_settings(), "kmeans_id": model.id}
@@ -165,15 +181,15 @@ def assign(archive: Archive, keys: Sequence[SampleKey], client: Any, model: KMea
     for key in keys:
         path = archive.sample_path(key)
         attrs = read_attrs(path)
-        if not force and attrs.get("status") == "clustered" and attrs.get("kmeans_id") == model.id:
+        if (not force and attrs.get("status") == "clustered" and attrs.get("kmeans_id") == model.id
+                and intact(path, "cluster")):
             report.results[key] = "already clustered"
             continue
-        if attrs.get("status") == "clustered":  # relabelled: not "clustered" again until the task succeeds
-            archive.set_status(key, "encoded")
         n = n_grains(path)
         chunk = _latent_chunk(path) if n else 1
-        create_variables(path, {"cluster": (("particle",), (n,), np.int32, (chunk,))}, fill_values={"cluster": -1})
-        todo[key] = (str(path), str(model_dir(archive, model.id)))
+        create_variables(path, {staged_name("cluster"): (("particle",), (n,), np.int32, (chunk,))},
+                         fill_values={staged_name("cluster"): -1})
+        todo[key] = (str(path), str(model_dir(archive, model.id)), 65536, staged_name("cluster"))
     if client is None:
         for key, args in todo.items():
             try:
@@ -187,9 +203,13 @@ def assign(archive: Archive, keys: Sequence[SampleKey], client: Any, model: KMea
         report.results.update(done.results)
         report.failures.update(done.failures)
     for key in todo:
-        if key in report.failures:
+        if key in report.failures or (all_or_none and report.failures):
+            drop_variables(archive.sample_path(key), [staged_name("cluster")])
             continue
         path = archive.sample_path(key)
+        if read_attrs(path).get("status") == "clustered":  # a kill during the swap: labelled again next run
+            archive.set_status(key, "encoded")
+        swap_in(path, "cluster")
         record_stage(path, "cluster", recorded)
         archive.set_status(key, "clustered", kmeans_id=model.id)
     return report

@@ -25,8 +25,11 @@ def run(args: argparse.Namespace) -> int:
     from catalog import Archive
 
     archive = Archive.open(args.archive)
+    problems: list[str] = []
     if args.rebuild:
-        archive.rebuild_catalog()
+        archive.rebuild_catalog(problems)
+        for line in problems:
+            print(f"sedarchive catalog: left out {line}", file=sys.stderr)
     if args.import_cores or args.cores:
         return _cores(archive, args)
     rows = archive.samples(core=args.core, depth=args.depth)
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    return 0
+    return 1 if problems else 0
 
 
 def _cores(archive, args: argparse.Namespace) -> int:

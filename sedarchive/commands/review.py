@@ -16,9 +16,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
-    p.add_argument("--allow-host", action="append", default=[], metavar="HOST:PORT",
-                   help="also accept this Host header (repeatable), e.g. localhost:9000 when the page is reached "
-                        "through `ssh -L 9000:localhost:8765 cluster-node`; other names stay refused")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME[:PORT]",
+                   help="also accept this Host header (repeatable): a name this server is reached by off loopback "
+                        "(review.lab.example), or HOST:PORT through a tunnel (localhost:9000 behind `ssh -L "
+                        "9000:localhost:8765 node`); this machine's name and the --host address are accepted anyway")
     p.add_argument("--user", default=None, help="who is deciding, recorded in labels.yaml (default: login name)")
     p.add_argument("--quiet", action="store_true", help="no request log")
     p.set_defaults(func=run)
@@ -40,9 +41,15 @@ def run(args: argparse.Namespace) -> int:
     except OSError as err:
         raise SedarchiveError(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}") from None
     host, port = server.server_address[:2]
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"review: warning: listening on {args.host}, reachable from other machines", file=sys.stderr)
-    print(f"review: http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/ as {user} (Ctrl-C stops)", flush=True)
+    if server.token:
+        import socket
+
+        shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
+        print(f"review: warning: listening on {args.host}, reachable from other machines; requests need the "
+              f"token in the URL below", file=sys.stderr)
+        print(f"review: http://{shown}:{port}/?token={server.token} as {user} (Ctrl-C stops)", flush=True)
+    else:
+        print(f"review: http://{host}:{port}/ as {user} (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -59,10 +59,11 @@ def run(args: argparse.Namespace) -> int:
 def execute(args: argparse.Namespace):
     """Run the pipeline as ``args`` say; print its summary; return the :class:`PipelineReport`."""
     from catalog import Archive
-    from sedarchive.pipeline import run_pipeline
+    from sedarchive.pipeline import check_stores, run_pipeline
 
     archive = Archive.open(args.archive)
     keys = _options.selected(args, archive, status="acquired")
+    check_stores(archive, keys)  # a stale catalog entry fails here, before any stage changes anything
     waiting = [row.name for row in archive.samples(core=args.core, depth=args.depth) if row.status == "acquiring"]
     if waiting and not args.quiet:
         print(f"run: skipping {len(waiting)} sample(s) still acquiring: {', '.join(waiting)}", file=sys.stderr)

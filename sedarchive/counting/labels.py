@@ -104,6 +104,18 @@ def current_labels(archive: Archive, *, warn: bool = True) -> Labels:
     return labels
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """The safe loader without anchors and aliases: labels.yaml never needs them, and a few hundred
+    bytes of nested aliases (a "billion laughs") would expand to megabytes on every read."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(f"aliases (*{event.anchor}) are not allowed in labels.yaml "
+                                 f"(line {event.start_mark.line + 1})")
+        return super().compose_node(parent, index)
+
+
 def load_labels(archive: Archive, *, cluster_ids: Iterable[int] | None = None) -> Labels:
     """Read labels.yaml (the default class list and no decisions when it does not exist yet).
 
@@ -113,7 +125,9 @@ def load_labels(archive: Archive, *, cluster_ids: Iterable[int] | None = None) -
     if not path.exists():
         return Labels()
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_NoAliasLoader) or {}  # noqa: S506 - safe, no aliases
+    except UnicodeDecodeError as err:
+        raise LabelsError(f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
     except yaml.YAMLError as err:
         raise LabelsError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
     labels = _parse(raw, path)
@@ -182,6 +196,9 @@ def validate(labels: Labels, cluster_ids: Iterable[int] | None = None, *, where:
                     or not all(isinstance(v, int) and v >= 0 for v in found.values())):
                 raise LabelsError(f"{where}: cluster {cid}: checked must map classes ({', '.join(labels.classes)}) "
                                   f"to grain numbers >= 0, got {found!r}")
+        for field_name, types in (("by", (str,)), ("reason", (str,)), ("at", (str, dt.date))):
+            if field_name in entry and not isinstance(entry[field_name], types):
+                raise LabelsError(f"{where}: cluster {cid}: {field_name} must be text, got {entry[field_name]!r}")
         if "excluded" in entry and entry["excluded"] is not True:
             raise LabelsError(f"{where}: cluster {cid}: excluded must be true (remove the entry to include it)")
     resolve(labels, where=where)  # catches merge cycles

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,6 +57,9 @@ FLAGS = GRAIN_FLAGS
 CLASS_DIM = "grain_class"
 
 
+_PROXY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+
+
 @dataclass(frozen=True)
 class Proxy:
     """A paleo-proxy: a ratio of summed class counts."""
@@ -62,6 +67,12 @@ class Proxy:
     name: str
     numerator: tuple[str, ...]
     denominator: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        # the name becomes a variable of proportions.zarr (a folder): no '/', '..' or other surprises
+        if not isinstance(self.name, str) or not _PROXY_NAME.fullmatch(self.name):
+            raise InputError(f"proxy name {self.name!r} must be a letter then letters, digits or _ "
+                             f"(it names variables of proportions.zarr)")
 
     @property
     def kind(self) -> str:

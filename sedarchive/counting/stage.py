@@ -28,6 +28,6 @@ def run_stage(archive: Archive, keys: Sequence[SampleKey], client: Any, settings
     settings = settings if settings is not None else ClusterSettings()
     proxies = proxies_from(settings.proxies) if settings.proxies is not None else None
     report = cluster_stage(archive, keys, client, settings, quiet=quiet)
-    if list(keys):
+    if list(keys) and not report.failures:  # a failed clustering changed no label: nothing to count anew
         write_proportions(archive, proxies=proxies)
     return report

@@ -95,10 +95,10 @@ def load_recipe(path: str | Path) -> Recipe:
     """
     path = Path(path).expanduser()
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RecipeError(f"no cluster recipe at {path} (see deploy/README.md)") from None
-    except (OSError, yaml.YAMLError) as err:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise RecipeError(f"cannot read cluster recipe {path}: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: a cluster recipe is a YAML mapping with a 'kind' key")

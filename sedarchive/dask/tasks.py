@@ -118,7 +118,7 @@ def run_tasks(
         return report
     futures = {}
     for key, args in items.items():
-        fut = client.submit(fn, *args, key=f"{label}-{_token(key)}-{time.time_ns()}", retries=retries,
+        fut = client.submit(refusing, fn, *args, key=f"{label}-{_token(key)}-{time.time_ns()}", retries=retries,
                             resources=resources, pure=pure)
         futures[fut] = key
     start = last = time.monotonic()
@@ -130,8 +130,13 @@ def run_tasks(
         key = futures[fut]
         done += 1
         try:
-            report.results[key] = fut.result()
-            state = "done"
+            result = fut.result()
+            if isinstance(result, Refused):
+                report.failures[key] = result.reason
+                state = "FAILED"
+            else:
+                report.results[key] = result
+                state = "done"
         except Exception as err:  # noqa: BLE001 - every failure is reported, the batch goes on
             report.failures[key] = one_line(err)
             state = "FAILED"
@@ -150,6 +155,25 @@ def run_tasks(
             _say(quiet, f"{label}: {done}/{len(futures)} {_show(key)} {state} "
                         f"({now - start:.1f} s, about {eta:.0f} s left)")
     return report
+
+
+@dataclass(frozen=True)
+class Refused:
+    """What a task returns instead of raising a :class:`SedarchiveError` (bad input, a damaged store).
+
+    Such an error recurs on every try, so the scheduler must not retry it (it retries raised
+    exceptions), and a worker has no traceback to log for it: the one line is the whole story.
+    """
+
+    reason: str
+
+
+def refusing(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call ``fn(*args)`` on a worker; a :class:`SedarchiveError` comes back as :class:`Refused`."""
+    try:
+        return fn(*args)
+    except SedarchiveError as err:
+        return Refused(one_line(err))
 
 
 def one_line(err: BaseException) -> str:

@@ -17,7 +17,7 @@ import torch
 
 from catalog import read_array, read_attrs, status_rank
 from catalog.errors import SedarchiveError
-from catalog.store import open_sample, read_flags
+from catalog.store import array_chunks, array_names, array_shape, read_flags
 from sedarchive.errors import InputError
 
 IMAGES = "particle_images"
@@ -62,20 +62,18 @@ def sample_blocks(path: str | Path, include_flagged: bool = False) -> tuple[list
     status = read_attrs(path).get("status", "acquiring")
     if status_rank(status) < status_rank("segmented"):
         raise InputError(f"sample {path.name} is not segmented yet (status {status})")
-    ds = open_sample(path)
-    if IMAGES not in ds:
+    if IMAGES not in array_names(path):
         raise InputError(f"sample {path.name} has no {IMAGES}; run `sedarchive segment` first")
-    images = ds[IMAGES]
-    n = int(images.shape[0])
-    shape = tuple(int(v) for v in images.shape[1:])
+    full = array_shape(path, IMAGES)
+    n = int(full[0])
+    shape = tuple(int(v) for v in full[1:])
     if len(shape) != 4 or shape[3] != 3:
-        raise InputError(f"sample {path.name}: {IMAGES} has shape {images.shape}, expected (particle, layer, py, px, 3)")
+        raise InputError(f"sample {path.name}: {IMAGES} has shape {full}, expected (particle, layer, py, px, 3)")
     keep = np.ones(n, dtype=bool)
     if not include_flagged:
         chopped, clump = read_flags(path, n)
         keep &= ~(chopped | clump)
-    chunk = images.encoding.get("chunks") or images.encoding.get("preferred_chunks", {}).get("particle", BLOCK)
-    step = block_size(int(chunk[0]) if isinstance(chunk, (tuple, list)) else int(chunk))
+    step = block_size(int(array_chunks(path, IMAGES)[0]))
     blocks = []
     for start in range(0, n, step):
         stop = min(n, start + step)

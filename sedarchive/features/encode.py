@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from catalog import read_array, write_region
-from catalog.store import open_sample
+from catalog.store import array_shape
 from sedarchive.errors import InputError
 from sedarchive.features.data import IMAGES, resize_crops, to_model_input
 from sedarchive.features.model import GrainVAE
@@ -69,7 +69,7 @@ def cached_encoder(folder: str | Path, device: str = "auto") -> GrainVAE:
 
 
 def encode_store(path: str | Path, model_folder: str | Path, batch_size: int = 64, device: str = "auto",
-                 block: int = LATENT_CHUNK) -> int:
+                 block: int = LATENT_CHUNK, target: str = LATENT) -> int:
     """Encode every particle of a sample store into its (already created) ``latent``; returns the count.
 
     Blocks of ``block`` particles match the chunks of ``latent``, so each write covers
@@ -79,7 +79,7 @@ def encode_store(path: str | Path, model_folder: str | Path, batch_size: int = 6
     from concurrent.futures import ThreadPoolExecutor
 
     model = cached_encoder(model_folder, device)
-    n = int(open_sample(path)[IMAGES].shape[0])
+    n = int(array_shape(path, IMAGES)[0])
     starts = list(range(0, n, block))
     with ThreadPoolExecutor(max_workers=1) as reader:
         def read(start: int):
@@ -89,5 +89,5 @@ def encode_store(path: str | Path, model_folder: str | Path, batch_size: int = 6
         for i, start in enumerate(starts):
             crops = pending.result()
             pending = read(starts[i + 1]) if i + 1 < len(starts) else None
-            write_region(path, LATENT, start, encode_crops(model, crops, batch_size))
+            write_region(path, target, start, encode_crops(model, crops, batch_size))
     return n

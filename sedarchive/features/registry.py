@@ -30,10 +30,18 @@ def list_encoders(models_dir: str | Path) -> list[str]:
     return [p.name.removeprefix("encoder-") for p in sorted(folders, key=lambda p: p.stat().st_mtime)]
 
 
-def find_trained(models_dir: str | Path, fingerprint: str) -> str | None:
-    """The id of a saved encoder trained with this fingerprint (settings + grains), if any."""
+def find_trained(models_dir: str | Path, fingerprint: str, epochs: int | None = None) -> str | None:
+    """The id of a saved encoder trained with this fingerprint (settings + grains), if any.
+
+    The fingerprint leaves out the number of epochs (it names the training run, which more epochs
+    continue); with ``epochs`` only a model trained for exactly that many epochs is reused, so a
+    changed ``--epochs`` takes effect instead of being silently ignored.
+    """
     for model_id in reversed(list_encoders(models_dir)):
-        if read_info(encoder_dir(models_dir, model_id)).get("fingerprint") == fingerprint:
+        info = read_info(encoder_dir(models_dir, model_id))
+        if info.get("fingerprint") != fingerprint:
+            continue
+        if epochs is None or int(info.get("train", {}).get("epochs", epochs)) == int(epochs):
             return model_id
     return None
 

@@ -20,14 +20,14 @@ from typing import Any
 
 from catalog import Archive, SampleKey, create_variables, read_attrs, record_stage, status_rank
 from catalog.errors import SedarchiveError
-from catalog.store import open_sample
+from catalog.store import array_names, array_shape, intact, staged_name, swap_in
 from sedarchive.dask.tasks import TaskReport, has_gpu_workers, run_tasks
 from sedarchive.errors import InputError
 from sedarchive.features.data import IMAGES, build_index
 from sedarchive.features.encode import LATENT, LATENT_CHUNK, encode_store
 from sedarchive.features.registry import find_trained, resolve_encoder, set_current
 from sedarchive.features.settings import EncodeSettings, TrainSettings, preset
-from sedarchive.features.store import encoder_dir, read_history, read_info
+from sedarchive.features.store import encoder_dir, load_encoder, read_history, read_info
 from sedarchive.features.train import fingerprint, read_progress, resolve_device, train_and_save, training_dir
 from sedarchive.progress import ProgressBar
 
@@ -54,7 +54,7 @@ def train_stage(archive: Archive, keys: list[SampleKey], client: Any, settings: 
         raise InputError(f"no grains to train on in the {len(keys)} selected sample(s){why}")
     models_dir = archive.models_dir
     run_id = fingerprint(settings, index)
-    existing = find_trained(models_dir, run_id)
+    existing = find_trained(models_dir, run_id, settings.epochs)
     if existing:
         _say(quiet, f"train: encoder {existing} was already trained with these settings and grains; reusing it")
         result = {"model_id": existing, "n_grains": index.n_grains, "samples": index.samples,
@@ -78,7 +78,7 @@ def train_stage(archive: Archive, keys: list[SampleKey], client: Any, settings: 
 def _train_on_gpu_worker(client: Any, index, settings: TrainSettings, models_dir, quiet: bool) -> dict[str, Any]:
     future = client.submit(train_and_save, index, settings, str(models_dir), resources={"GPU": 1},
                            pure=False, retries=2, key=f"train-{time.time_ns()}")
-    workdir, shown = training_dir(models_dir, fingerprint(settings, index)), 0
+    workdir, shown = training_dir(models_dir, fingerprint(settings, index), settings.epochs), 0
     while not future.done():
         time.sleep(1.0)
         history = read_progress(workdir)
@@ -101,6 +101,7 @@ def run_stage(archive: Archive, keys: list[SampleKey], client: Any, settings: En
     settings = settings if settings is not None else EncodeSettings()  # None: the stage's defaults
     model_id, folder = resolve_encoder(archive.models_dir, settings.model)
     encoder = read_info(folder)["encoder"]
+    load_encoder(folder, "cpu")  # an unloadable model.pt fails here, before any store changes
     report, todo = TaskReport(), {}
     for key in keys:
         try:
@@ -113,7 +114,8 @@ def run_stage(archive: Archive, keys: list[SampleKey], client: Any, settings: En
             if job == 0:
                 _finish(archive, key, model_id, settings)
         else:
-            todo[key] = (str(archive.sample_path(key)), str(folder), settings.batch_size, settings.device)
+            todo[key] = (str(archive.sample_path(key)), str(folder), settings.batch_size, settings.device,
+                         LATENT_CHUNK, staged_name(LATENT))
     if todo:
         _say(quiet, f"encode: {len(todo)} sample(s) with encoder {model_id}"
                     + (f", {len(report.results)} already done" if report.results else ""))
@@ -132,31 +134,33 @@ def run_stage(archive: Archive, keys: list[SampleKey], client: Any, settings: En
 
 
 def _prepare(archive: Archive, key: SampleKey, model_id: str, encoder: dict[str, Any], settings: EncodeSettings):
-    """Skip, or create a clean ``latent`` array (client side) and return the grain count."""
+    """Skip, or create a clean staged ``latent.next`` (client side) and return the grain count.
+
+    The sample's current ``latent`` and status stay as they are until :func:`_finish` swaps the
+    finished new latents in: a failure or a kill anywhere before leaves the old results whole.
+    """
     path = archive.sample_path(key)
     attrs = read_attrs(path)
     status = attrs.get("status", "acquiring")
     if status_rank(status) < status_rank("segmented"):
         raise InputError(f"sample {key.name} is not segmented yet (status {status})")
-    if not settings.force and status_rank(status) >= status_rank("encoded") and attrs.get("encoder_id") == model_id:
+    if (not settings.force and status_rank(status) >= status_rank("encoded") and attrs.get("encoder_id") == model_id
+            and intact(path, LATENT)):
         return "skipped"
-    ds = open_sample(path)
-    if IMAGES not in ds:
+    if IMAGES not in array_names(path):
         raise InputError(f"sample {key.name} has no {IMAGES}; run `sedarchive segment` first")
-    n, n_layers = int(ds[IMAGES].shape[0]), int(ds[IMAGES].shape[1])
+    n, n_layers = array_shape(path, IMAGES)[:2]
     if n and n_layers != encoder["n_layers"]:
         raise InputError(f"sample {key.name} has {n_layers} focal layers, encoder {model_id} expects {encoder['n_layers']}")
-    if status_rank(status) >= status_rank("encoded"):
-        # the old latents (and clusters made from them) no longer hold: say so before replacing them
-        archive.set_status(key, "segmented", encoder_id=None)
     dim = int(encoder["latent_dim"])
-    create_variables(path, {LATENT: (("particle", "feature"), (n, dim), "float32", (min(max(n, 1), LATENT_CHUNK), dim))})
+    create_variables(path, {staged_name(LATENT): (("particle", "feature"), (n, dim), "float32", (min(max(n, 1), LATENT_CHUNK), dim))})
     return n
 
 
 def _finish(archive: Archive, key: SampleKey, model_id: str, settings: EncodeSettings) -> None:
     recorded = {k: v for k, v in asdict(settings).items() if k != "force"}
     recorded["model"] = model_id
+    swap_in(archive.sample_path(key), LATENT)  # the old latents (and clusters made from them) give way
     record_stage(archive.sample_path(key), "encode", recorded)
     archive.set_status(key, "encoded", encoder_id=model_id)
 

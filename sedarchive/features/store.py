@@ -78,7 +78,7 @@ def load_encoder(folder: str | Path, device: str | torch.device = "cpu") -> tupl
     try:
         state = torch.load(folder / MODEL_FILE, map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
-    except (OSError, RuntimeError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - any damage (truncated zip, bad pickle, wrong tensors) is one line
         raise InputError(f"encoder {folder.name}: cannot load {MODEL_FILE} ({str(err).splitlines()[0][:160]})") from None
     return model.to(device).eval(), info
 

@@ -158,7 +158,7 @@ def train_and_save(index: GrainIndex, settings: TrainSettings, models_dir: str |
     is removed once the model is saved.
     """
     run_id = fingerprint(settings, index)
-    workdir = training_dir(models_dir, run_id)
+    workdir = training_dir(models_dir, run_id, settings.epochs)
     model, history = train_encoder(index, settings, workdir, progress, on_batch)
     info = {
         "encoder": {**settings.to_dict()["encoder"], "n_layers": index.n_layers},
@@ -176,8 +176,9 @@ def train_and_save(index: GrainIndex, settings: TrainSettings, models_dir: str |
             "history": history, "fingerprint": run_id}
 
 
-def training_dir(models_dir: str | Path, run_id: str) -> Path:
-    return Path(models_dir) / f"training-{run_id}"
+def training_dir(models_dir: str | Path, run_id: str, epochs: int | None = None) -> Path:
+    """The working folder (checkpoint, progress) of a training run; a run for other epochs has its own."""
+    return Path(models_dir) / (f"training-{run_id}" if epochs is None else f"training-{run_id}-e{int(epochs)}")
 
 
 def read_progress(workdir: str | Path) -> list[dict[str, Any]]:

@@ -88,9 +88,16 @@ def _frames_from_folder(folder: Path) -> dict[tuple[int, int], Path]:
 
 
 def _frames_from_manifest(manifest: Path) -> tuple[dict[tuple[int, int], Path], dict[int, tuple[float, float]]]:
+    try:
+        return _read_manifest(manifest)
+    except UnicodeDecodeError as err:
+        raise InputError(f"{manifest}: not UTF-8 text (byte {err.start}); save the manifest as UTF-8") from None
+
+
+def _read_manifest(manifest: Path) -> tuple[dict[tuple[int, int], Path], dict[int, tuple[float, float]]]:
     frames: dict[tuple[int, int], Path] = {}
     xy: dict[int, tuple[float, float]] = {}
-    with open(manifest, newline="") as fh:
+    with open(manifest, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         need = {"path", "position", "layer"}
         if reader.fieldnames is None or not need <= {f.strip() for f in reader.fieldnames}:
@@ -137,12 +144,35 @@ def _check_headers(files: tuple[tuple[str, ...], ...]) -> tuple[int, int]:
                 raise InputError(f"{name}: not a readable image ({err.__class__.__name__}: {err})") from None
             if mode != "RGB":
                 raise InputError(f"{name}: colour mode {mode}, expected 8-bit RGB")
+            _refuse_deep(name, img)
             sizes.setdefault(size, name)
             if len(sizes) > 1:
                 (w0, h0), first = next(iter(sizes.items()))
                 raise InputError(f"{name}: frame is {size[0]}x{size[1]} but {first} is {w0}x{h0}")
     width, height = next(iter(sizes))
     return height, width
+
+
+def bits_per_channel(img: Image.Image) -> int:
+    """Bits per colour channel in the file (PIL opens 16-bit RGB as 8-bit "RGB", dropping the low byte)."""
+    bits = 8
+    tags = getattr(img, "tag_v2", None)
+    if tags is not None and 258 in tags:  # TIFF BitsPerSample
+        value = tags[258]
+        bits = max(int(v) for v in (value if isinstance(value, tuple) else (value,)))
+    for tile in getattr(img, "tile", None) or ():
+        args = tile[3] if len(tile) > 3 else None
+        raw = args[0] if isinstance(args, tuple) and args else args
+        if isinstance(raw, str) and ";16" in raw:
+            bits = max(bits, 16)
+    return bits
+
+
+def _refuse_deep(name: str, img: Image.Image) -> None:
+    bits = bits_per_channel(img)
+    if bits > 8:
+        raise InputError(f"{name}: {bits} bits per channel; sedarchive stores 8-bit RGB and will not cut the "
+                         f"values to their high byte: convert the frames to 8 bits first, choosing the scaling")
 
 
 def read_frame(name: str, height: int, width: int) -> np.ndarray:
@@ -161,6 +191,7 @@ def read_frame(name: str, height: int, width: int) -> np.ndarray:
             img.load()
             if img.mode != "RGB":
                 raise InputError(f"{name}: colour mode {img.mode}, expected 8-bit RGB")
+            _refuse_deep(name, img)
             frame = np.asarray(img, dtype=np.uint8)
     except InputError:
         raise

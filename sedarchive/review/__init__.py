@@ -1,6 +1,6 @@
 """The expert's review page: name, merge, exclude and split clusters, each decision saved at once.
 
-Public: :func:`make_server` (a ready ``ThreadingHTTPServer``) and :class:`ReviewState` (what the
+Public: :func:`make_server` (a ready, bounded ``ThreadingHTTPServer``) and :class:`ReviewState` (what the
 page reads and changes, usable without HTTP).
 """
 from __future__ import annotations

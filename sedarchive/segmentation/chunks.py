@@ -96,9 +96,9 @@ def read_chunk_table(path: str | Path) -> GrainTable:
         return GrainTable({name: data[name] for name in data.files if name != "images"})
 
 
-def copy_chunk(store_path: str, path: str, first_particle: int) -> int:
-    """Pass 2: write a done chunk's images into ``particle_images`` from ``first_particle`` on."""
+def copy_chunk(store_path: str, path: str, first_particle: int, target: str = "particle_images") -> int:
+    """Pass 2: write a done chunk's images into ``target`` (the staged ``particle_images``) from ``first_particle`` on."""
     with np.load(path) as data:
         images = data["images"]
-    write_region(store_path, "particle_images", first_particle, images)
+    write_region(store_path, target, first_particle, images)
     return len(images)

@@ -20,15 +20,13 @@ from catalog import (
     Archive,
     SampleKey,
     create_variables,
-    open_sample,
-    read_array,
     read_attrs,
     record_stage,
     status_rank,
     write_region,
 )
 from catalog.errors import SedarchiveError
-from catalog.store import array_names, drop_variables
+from catalog.store import array_names, array_shape, drop_variables, intact, staged_name, swap_in
 from sedarchive.dask.tasks import TaskReport, run_tasks
 from sedarchive.segmentation.chunks import (
     ChunkKey,
@@ -45,6 +43,8 @@ from sedarchive.segmentation.settings import SegmentSettings
 STAGE = "segment"
 #: Variables that describe particles of an earlier segmentation; dropped when a sample is segmented anew.
 LATER_PARTICLE_VARIABLES = ("latent", "cluster")
+#: Per-grain arrays checked for lost chunks before a sample is skipped as done (a lost one is segmented again).
+PARTICLE_ARRAYS = ("particle_images", "bbox", "position", "chopped", "clump")
 #: Samples are segmented in groups of about this many stack positions (see :func:`_batches`).
 BATCH_POSITIONS = 256
 
@@ -82,9 +82,10 @@ def run_stage(archive: Archive, keys: list[SampleKey], client: Any, settings: Se
         status = attrs.get("status", "acquiring")
         if status_rank(status) < status_rank("acquired"):
             report.failures[key] = f"{key.name} is not acquired yet (status {status})"
-        elif not force and is_done(attrs, settings):
+        elif not force and is_done(attrs, settings) and intact(path, *(n for n in PARTICLE_ARRAYS
+                                                                       if n in array_names(path))):
             shutil.rmtree(scratch_dir(archive.root, key), ignore_errors=True)  # left by a run killed at the end
-            n = int(read_array(path, "bbox").shape[0]) if "bbox" in array_names(path) else 0
+            n = int(array_shape(path, "bbox")[0]) if "bbox" in array_names(path) else 0
             report.results[key] = {"n_particles": n, "skipped": True}
         else:
             todo.append(key)
@@ -137,7 +138,8 @@ def _segment_batch(archive: Archive, keys: list[SampleKey], client: Any, setting
         start = 0
         for chunk, count in zip(chunks[key], counts):
             if count:
-                copies[chunk] = (str(path), str(chunk_file(scratch, chunk.start, chunk.stop)), start)
+                copies[chunk] = (str(path), str(chunk_file(scratch, chunk.start, chunk.stop)), start,
+                                 staged_name("particle_images"))
             start += count
         segmented.append(key)
     second = run_tasks(client, copy_chunk, copies, label=f"{STAGE}-write", quiet=quiet)
@@ -153,7 +155,8 @@ def _segment_batch(archive: Archive, keys: list[SampleKey], client: Any, setting
         table = GrainTable.concat([read_chunk_table(chunk_file(scratch, c.start, c.stop)) for c in chunks[key]],
                                   _stacks_shape(path)[1], with_um)
         for name, values in table.columns.items():
-            write_region(path, name, 0, values)  # a few numbers per grain: the client writes them at once
+            write_region(path, staged_name(name), 0, values)  # a few numbers per grain: the client writes them
+        _swap_in_particles(archive, key, ["particle_images", *table.columns])
         record_stage(path, STAGE, settings.recorded())
         archive.set_status(key, "segmented")
         shutil.rmtree(scratch, ignore_errors=True)
@@ -165,21 +168,18 @@ def _segment_batch(archive: Archive, keys: list[SampleKey], client: Any, setting
 
 def _stacks_shape(path) -> tuple[int, ...]:
     """``(position, layer, y, x, channel)`` of a store's stacks (metadata only)."""
-    return tuple(open_sample(path)["stacks"].shape)
+    return array_shape(path, "stacks")
 
 
 def _create_particle_arrays(archive: Archive, key: SampleKey, n_particles: int, n_layers: int,
                             settings: SegmentSettings, pixel_size_um: float | None) -> None:
-    """Drop what an earlier segmentation left, then create empty per-grain arrays (client only)."""
+    """Create empty staged per-grain arrays (``name.next``, client only) beside the current ones.
+
+    The sample's current grains, latents, clusters and status stay untouched until
+    :func:`_swap_in_particles` (a failure before leaves them whole).
+    """
     path = archive.sample_path(key)
-    attrs = read_attrs(path)
-    if status_rank(attrs.get("status", "acquiring")) > status_rank("acquired"):
-        # Particles change: latents and clusters of the old ones no longer apply.
-        archive.set_status(key, "acquired")
     spec = {**VARIABLES, **(VARIABLES_UM if pixel_size_um is not None else {})}
-    stale = [n for n in array_names(path) if n in LATER_PARTICLE_VARIABLES or
-             (n in VARIABLES_UM and n not in spec)]
-    drop_variables(path, stale)
     size = settings.crop_size
     variables = {"particle_images": (("particle", "layer", "py", "px", "channel"),
                                      (n_particles, n_layers, size, size, 3), "uint8", (1, n_layers, size, size, 3))}
@@ -187,4 +187,20 @@ def _create_particle_arrays(archive: Archive, key: SampleKey, n_particles: int, 
     for name, (dims, dtype) in spec.items():
         shape = (n_particles, *(trailing[d] for d in dims))
         variables[name] = (("particle", *dims), shape, dtype, (max(n_particles, 1), *shape[1:]))
-    create_variables(path, variables, compressed=("particle_images",))
+    create_variables(path, {staged_name(n): v for n, v in variables.items()},
+                     compressed=(staged_name("particle_images"),))
+
+
+def _swap_in_particles(archive: Archive, key: SampleKey, names: list[str]) -> None:
+    """Swap the finished staged grain arrays in; drop what described the old grains.
+
+    The status goes back to ``acquired`` first, so a kill during the swaps makes the next run
+    segment the sample again rather than trust a mixture.
+    """
+    path = archive.sample_path(key)
+    if status_rank(read_attrs(path).get("status", "acquiring")) > status_rank("acquired"):
+        archive.set_status(key, "acquired")
+    for name in names:
+        swap_in(path, name)
+    stale = [n for n in array_names(path) if n in LATER_PARTICLE_VARIABLES or (n in VARIABLES_UM and n not in names)]
+    drop_variables(path, stale)

@@ -34,4 +34,5 @@ def test_whole_chunks_and_the_last_partial_chunk_are_written(store):
 def test_misaligned_regions_are_refused_and_write_nothing(store, start, rows):
     with pytest.raises(ArchiveError, match="not whole chunks of 4 rows"):
         write_region(store, "latent", start, np.ones((rows, 3), np.float32))
-    assert np.isnan(read_array(store, "latent")).all()
+    with pytest.raises(ArchiveError, match="chunk 0.0 of 'latent'"):  # nothing was written
+        read_array(store, "latent")

@@ -31,6 +31,40 @@ def _write_folder(folder, frames, ext="png"):
     return folder
 
 
+def _tiff16(path, rgb: np.ndarray) -> None:
+    """A baseline uncompressed 16-bit RGB TIFF, written by hand (PIL cannot write one)."""
+    import struct
+
+    h, w, _ = rgb.shape
+    pixels = rgb.astype("<u2").tobytes()
+    entries = [(256, 3, 1, w), (257, 3, 1, h), (258, 3, 3, None), (259, 3, 1, 1), (262, 3, 1, 2),
+               (273, 4, 1, None), (277, 3, 1, 3), (278, 3, 1, h), (279, 4, 1, len(pixels))]
+    ifd_at = 8
+    bits_at = ifd_at + 2 + 12 * len(entries) + 4
+    data_at = bits_at + 6
+    out = bytearray(b"II*\x00" + struct.pack("<I", ifd_at) + struct.pack("<H", len(entries)))
+    for tag, kind, count, value in entries:
+        value = bits_at if tag == 258 else data_at if tag == 273 else value
+        packed = struct.pack("<HI", value, 0)[:4] if kind == 3 and count == 1 else struct.pack("<I", value)
+        out += struct.pack("<HHI", tag, kind, count) + packed
+    out += struct.pack("<I", 0) + struct.pack("<HHH", 16, 16, 16) + pixels
+    path.write_bytes(bytes(out))
+
+
+def test_16_bit_frames_are_refused_not_cut_to_their_high_byte(archive, tmp_path, dask_client):
+    src = _write_folder(tmp_path / "src", _frames(), "tif")
+    deep = np.random.default_rng(0).integers(0, 65536, (H, W, 3)).astype(np.uint16)
+    _tiff16(src / "plate1_p1_z1.tif", deep)
+    from PIL import Image as _Image
+
+    with _Image.open(src / "plate1_p1_z1.tif") as img:  # PIL would open it as 8-bit RGB
+        assert img.mode == "RGB" and img.size == (W, H)
+    before = _tree_digest(archive.root)
+    with pytest.raises(InputError, match="plate1_p1_z1.tif: 16 bits per channel.*convert the frames to 8 bits"):
+        ingest(archive, SampleKey("A", 3, 4), plan_ingest(src), dask_client, quiet=True)
+    assert _tree_digest(archive.root) == before
+
+
 def _tree_digest(root) -> dict[str, str]:
     out = {}
     for dirpath, _, files in os.walk(root):
@@ -120,6 +154,16 @@ def test_cli_reports_bad_input_in_one_line_and_exits_non_zero(tmp_path):
     assert proc.stderr.strip().count("\n") == 0
     assert "position 2 lacks focal layer" in proc.stderr
     assert not (tmp_path / "arch").exists()
+
+
+def test_a_frame_that_fails_on_a_worker_is_one_line_with_quiet(tmp_path):
+    src = _break("truncated", _write_folder(tmp_path / "src", _frames()))
+    proc = subprocess.run(
+        [sys.executable, "-m", "sedarchive", "ingest", str(tmp_path / "arch"), str(src), "--core", "A",
+         "--depth", "1-2", "--quiet", "--workers", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "plate1_p3_z5.png" in proc.stderr
 
 
 @pytest.mark.slow

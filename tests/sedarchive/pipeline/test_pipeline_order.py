@@ -87,3 +87,18 @@ def test_missing_stage_code_is_a_clear_error(archive):
 
 def test_stage_order_is_the_papers():
     assert [s.name for s in STAGES] == ["segment", "train", "encode", "cluster", "report"]
+
+
+def test_a_full_disk_for_run_json_is_a_warning_not_a_crash(archive, monkeypatch, capsys):
+    import sedarchive.pipeline as pipeline
+
+    def full(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pipeline, "atomic_write", full)
+    stages = [_stage("segment", "_segment"), _stage("report", "_report", False)]
+    report = run_pipeline(archive, KEYS, None, {}, stages=stages, quiet=True)
+    assert [s.name for s in report.stages] == ["segment", "report"]
+    err = capsys.readouterr().err
+    assert "cannot write run.json (No space left on device)" in err and err.count("\n") == 2
+    assert not archive.run_path.exists()

@@ -117,8 +117,10 @@ def test_allow_host_lets_a_tunnel_in_and_nothing_else(clustered_archive):
     from catalog.errors import SedarchiveError
     from sedarchive.review.server import check_allowed_host
 
-    with pytest.raises(SedarchiveError, match="HOST:PORT"):
-        check_allowed_host("localhost")
+    with pytest.raises(SedarchiveError, match="NAME or HOST:PORT"):
+        check_allowed_host("localhost:99999")
+    with pytest.raises(SedarchiveError, match="NAME or HOST:PORT"):
+        check_allowed_host("evil.example/x")
 
 
 def test_similar_endpoint(review_server):
