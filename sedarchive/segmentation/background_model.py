@@ -204,15 +204,36 @@ def distance_map(frame: np.ndarray, plate_lab: np.ndarray, *, min_plate_fraction
     local = np.broadcast_to(plate_lab, lab.shape)
     for tolerance in (PLATE_TOLERANCE * 1.5, PLATE_TOLERANCE):
         weight = (np.linalg.norm(lab - local, axis=2) < tolerance).astype(np.float32)
-        sums = cv2.resize(lab * weight[..., None], small, interpolation=cv2.INTER_AREA)
+        # the light's slow trend (vignetting, a gradient): a quadratic surface through the plate pixels
+        trend = _quadratic_surface(lab, weight, plate_lab)
+        residual = (lab - trend) * weight[..., None]
+        sums = cv2.resize(residual, small, interpolation=cv2.INTER_AREA)
         counts = cv2.resize(weight, small, interpolation=cv2.INTER_AREA)
-        # cells without plate borrow from their neighbours (normalised convolution), then the reference
-        spread = max(small) / 4
-        sums = cv2.GaussianBlur(sums, (0, 0), 1.0) + cv2.GaussianBlur(sums, (0, 0), spread) * 0.05
-        counts = cv2.GaussianBlur(counts, (0, 0), 1.0) + cv2.GaussianBlur(counts, (0, 0), spread) * 0.05
-        cell = (sums + 1e-3 * plate_lab) / (counts + 1e-3)[..., None]
-        local = cv2.resize(cell, (width, height), interpolation=cv2.INTER_LINEAR)
+        # what the surface misses, cell by cell; cells without plate borrow from their neighbours
+        sums = cv2.GaussianBlur(sums, (0, 0), 1.0)
+        counts = cv2.GaussianBlur(counts, (0, 0), 1.0)
+        cell = sums / (counts + 0.05)[..., None]
+        local = trend + cv2.resize(cell, (width, height), interpolation=cv2.INTER_LINEAR)
     return np.linalg.norm(lab - local, axis=2).astype(np.float32)
+
+
+def _quadratic_surface(lab: np.ndarray, weight: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Least-squares quadratic surface (per Lab channel) through the pixels of weight 1, full size."""
+    height, width = lab.shape[:2]
+    step = max(1, int(np.sqrt(height * width / 20000)))
+    ys, xs = np.mgrid[0:height:step, 0:width:step]
+    w = weight[::step, ::step].ravel() > 0
+    if w.sum() < 50:
+        return np.broadcast_to(fallback, lab.shape).astype(np.float32)
+
+    def design(yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+        u, v = (xx / width - 0.5) * 2, (yy / height - 0.5) * 2
+        return np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=-1).astype(np.float32)
+
+    a = design(ys.ravel()[w], xs.ravel()[w])
+    coef, *_ = np.linalg.lstsq(a, lab[::step, ::step].reshape(-1, 3)[w], rcond=None)
+    full_y, full_x = np.mgrid[0:height, 0:width]
+    return (design(full_y, full_x) @ coef.astype(np.float32)).astype(np.float32)
 
 
 def core_level(distance: np.ndarray, low: float) -> float:
@@ -236,3 +257,28 @@ def core_level(distance: np.ndarray, low: float) -> float:
     split = threshold_from_histogram(hist, min_contrast=0.05)
     level = 100.0 * split if split is not None else low
     return float(level) if level > 1.3 * low else float(low)
+
+
+#: The automatic grain level is never below this ΔE (a just noticeable colour difference is ~2).
+MIN_GRAIN_LEVEL = 6.0
+
+
+def grain_level(distance: np.ndarray) -> float:
+    """ΔE from the plate at which a pixel is grain: 4x the plate's own median spread, at least 6.
+
+    A smooth plate (low noise) lets faint grains (dark on black, pale on white) through; a textured
+    plate (real trays, dust) raises the level so its texture is not taken for grains.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> plate = np.abs(rng.normal(0, 2, 10000)).astype(np.float32)
+    >>> round(grain_level(plate), 1), grain_level(plate / 10)
+    (5.4, 6.0)
+    """
+    values = np.asarray(distance, np.float32)
+    values = values[::2, ::2] if values.ndim == 2 else values
+    plate = values[values < PLATE_TOLERANCE]
+    if plate.size == 0:
+        return PLATE_TOLERANCE
+    return float(max(MIN_GRAIN_LEVEL, 4.0 * float(np.median(plate))))

@@ -3,7 +3,8 @@
 It draws the same grains as :mod:`~sedarchive.segmentation.slic` without superpixels. With the
 background model (the default) a pixel is grain when its colour is at least ``min_delta_e`` away
 from the local plate colour (:func:`~sedarchive.segmentation.background_model.distance_map`, which
-smooths away the noise); with ``background="paper"`` the saturation is smoothed over a small window
+smooths away the noise; by default ``min_delta_e`` follows the plate's own spread,
+:func:`~sedarchive.segmentation.background_model.grain_level`); with ``background="paper"`` the saturation is smoothed over a small window
 (what averaging over a superpixel does) and thresholded with Otsu's method. The mask is opened to
 drop noise, labelled, and touching grains split. ``bench/segment.py`` and ``bench/real.py``
 measure it.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from sedarchive.segmentation.background import background_score, pixel_threshold
-from sedarchive.segmentation.background_model import core_level, distance_map, plate_colour
+from sedarchive.segmentation.background_model import core_level, distance_map, grain_level, plate_colour
 from sedarchive.segmentation.mask import label_grains
 from sedarchive.segmentation.touching import grow_from_cores, split_touching
 
@@ -21,7 +22,7 @@ from sedarchive.segmentation.touching import grow_from_cores, split_touching
 def segment_fast(frame: np.ndarray, *, smooth_px: int = 5, open_px: int = 3, threshold: float | None = None,
                  hue_gate: bool = True, min_area_px: int = 200, min_plate_fraction: float = 0.02,
                  min_contrast: float = 0.2, background: str | tuple = "auto", plate_lab: np.ndarray | None = None,
-                 min_delta_e: float = 15.0, split: bool = True, neck_ratio: float = 0.7,
+                 min_delta_e: float | None = None, split: bool = True, neck_ratio: float = 0.5,
                  what: str = "frame") -> np.ndarray:
     """Grain labels of one frame from a per-pixel threshold (int32, 0 for the plate).
 
@@ -53,6 +54,8 @@ def segment_fast(frame: np.ndarray, *, smooth_px: int = 5, open_px: int = 3, thr
         if plate_lab is None:
             plate_lab = plate_colour([frame], background)
         score = distance_map(frame, plate_lab, min_plate_fraction=min_plate_fraction, what=what)
+        if min_delta_e is None:
+            min_delta_e = grain_level(score)
         mask = score >= min_delta_e
     if open_px > 1:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (open_px, open_px))

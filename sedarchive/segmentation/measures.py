@@ -49,7 +49,7 @@ class Shape:
     n_lobes: int = 1
 
 
-def shape_of(mask: np.ndarray, core_fraction: float = 0.5, lobe_neck: float = 0.85) -> Shape:
+def shape_of(mask: np.ndarray, core_fraction: float = 0.5, lobe_neck: float = 0.55) -> Shape:
     """Area, equivalent diameter, aspect ratio (major / minor axis), solidity and cores of a bool mask.
 
     Cores are the connected parts of the mask where the distance to the outline exceeds

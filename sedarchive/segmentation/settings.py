@@ -33,14 +33,15 @@ class SegmentSettings:
     #: ``white``, ``R,G,B``, or ``paper`` (the paper's rule: HSV saturation, green plate only).
     background: str = "auto"
     #: Background model: a pixel (fast) or superpixel (slic) this far (CIE ΔE) from the local plate
-    #: colour is grain.
-    min_delta_e: float = 15.0
-    #: Objects smaller than a disc of this diameter (µm) are specks, when the pixel size is known.
+    #: colour is grain; ``None``: 4x the plate's own spread, at least 6 (per frame).
+    min_delta_e: float | None = None
+    #: Objects smaller than a disc of this diameter (µm) are specks, when the pixel size is known
+    #: (a grain cut by the frame edge may show less of itself and is kept: it is flagged chopped).
     min_diameter_um: float = 40.0
     #: Touching grains are split where they meet through a neck narrower than ``neck_ratio`` of the
     #: smaller grain's inscribed radius (watershed on the distance transform).
     split_touching: bool = True
-    neck_ratio: float = 0.7
+    neck_ratio: float = 0.35
     #: paper: saturation (0..1) at or above which a superpixel / pixel is plate; ``None``: Otsu per frame.
     saturation_threshold: float | None = None
     #: Otsu's two classes must differ by this much mean saturation, else the frame is an empty plate.
@@ -66,7 +67,7 @@ class SegmentSettings:
     #: ``clump_solidity``, is flagged as a clump. ``clump_core_fraction``: see ``shape_of``.
     clump_core_fraction: float = 0.5
     clump_solidity: float = 0.75
-    clump_neck_ratio: float = 0.85
+    clump_neck_ratio: float = 0.4
     #: Stack positions segmented by one Dask task (the unit that a killed run redoes).
     positions_per_task: int = 4
 
@@ -79,7 +80,7 @@ class SegmentSettings:
         from sedarchive.segmentation.background_model import parse_background
 
         parse_background(self.background, f"{source}: background")
-        if not self.min_delta_e > 0 or self.min_diameter_um < 0:
+        if (self.min_delta_e is not None and not float(self.min_delta_e) > 0) or self.min_diameter_um < 0:
             raise InputError(f"{source}: min_delta_e must be positive and min_diameter_um not negative")
         t = self.saturation_threshold
         if t is not None and not 0.0 < float(t) < 1.0:
@@ -142,6 +143,11 @@ class SegmentSettings:
                     clean[name] = type(default)(value)
             except (TypeError, ValueError):
                 raise InputError(f"{source}: {name} = {value!r} is not a {type(default).__name__}") from None
+        if clean.get("min_delta_e") is not None:
+            try:
+                clean["min_delta_e"] = float(clean["min_delta_e"])
+            except (TypeError, ValueError):
+                raise InputError(f"{source}: min_delta_e must be a number or null") from None
         if clean.get("saturation_threshold") is not None:
             try:
                 clean["saturation_threshold"] = float(clean["saturation_threshold"])

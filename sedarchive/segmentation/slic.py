@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from sedarchive.segmentation.background import background_score, pixel_threshold
-from sedarchive.segmentation.background_model import core_level, distance_map, plate_colour
+from sedarchive.segmentation.background_model import core_level, distance_map, grain_level, plate_colour
 from sedarchive.segmentation.mask import label_grains
 from sedarchive.segmentation.touching import grow_from_cores, split_touching
 
@@ -36,8 +36,8 @@ def superpixels(frame: np.ndarray, *, superpixel_px: int = 10, compactness: floa
 def segment_slic(frame: np.ndarray, *, superpixel_px: int = 10, compactness: float = 10.0, sigma: float = 0.0,
                  threshold: float | None = None, hue_gate: bool = True, min_area_px: int = 200,
                  min_plate_fraction: float = 0.02, min_contrast: float = 0.2, background: str | tuple = "auto",
-                 plate_lab: np.ndarray | None = None, min_delta_e: float = 15.0, split: bool = True,
-                 neck_ratio: float = 0.7, what: str = "frame") -> np.ndarray:
+                 plate_lab: np.ndarray | None = None, min_delta_e: float | None = None, split: bool = True,
+                 neck_ratio: float = 0.5, what: str = "frame") -> np.ndarray:
     """Grain labels of one frame by the paper's method (superpixels).
 
     With the background model, superpixels whose mean distance from the plate colour is below
@@ -66,7 +66,7 @@ def segment_slic(frame: np.ndarray, *, superpixel_px: int = 10, compactness: flo
         if plate_lab is None:
             plate_lab = plate_colour([frame], background)
         score = distance_map(frame, plate_lab, min_plate_fraction=min_plate_fraction, what=what)
-        cut, plate_high = min_delta_e, False
+        cut, plate_high = (grain_level(score) if min_delta_e is None else min_delta_e), False
     sp = superpixels(frame, superpixel_px=superpixel_px, compactness=compactness, sigma=sigma)
     counts = np.bincount(sp.ravel())
     means = np.bincount(sp.ravel(), weights=score.ravel()) / np.maximum(counts, 1)

@@ -133,7 +133,7 @@ def trim_edges(score: np.ndarray, labels: np.ndarray, low: float, min_area_px: i
     return label_grains(keep, min_area_px)
 
 
-def split_object(mask: np.ndarray, neck_ratio: float = 0.7, min_peak_px: float = 3.0) -> np.ndarray:
+def split_object(mask: np.ndarray, neck_ratio: float = 0.5, min_peak_px: float = 3.0) -> np.ndarray:
     """Labels (int32, ``1..k``) of the grains of one object's bool ``mask``; 0 outside it.
 
     Examples
@@ -177,7 +177,7 @@ def split_object(mask: np.ndarray, neck_ratio: float = 0.7, min_peak_px: float =
     return _merge(basins, n, join)[1:-1, 1:-1]
 
 
-def split_touching(labels: np.ndarray, neck_ratio: float = 0.7, min_area_px: int = 0) -> np.ndarray:
+def split_touching(labels: np.ndarray, neck_ratio: float = 0.5, min_area_px: int = 0) -> np.ndarray:
     """Grain labels with every object that holds touching grains split into its grains.
 
     Only objects less convex than :data:`CONVEX_ENOUGH` are flooded; pieces smaller than
