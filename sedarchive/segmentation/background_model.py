@@ -173,9 +173,10 @@ def distance_map(frame: np.ndarray, plate_lab: np.ndarray, *, min_plate_fraction
                  cell_px: int = CELL_PX, smooth_sigma: float = 0.8, what: str = "frame") -> np.ndarray:
     """Per-pixel ΔE (float32) from the local plate colour: about 0 on the plate, high on grains.
 
-    The local plate colour is the mean Lab of the plate pixels (those within
-    :data:`PLATE_TOLERANCE` of it) over cells of ``cell_px``, filled in smoothly where grains cover
-    a cell, refined once. Raises :class:`InputError` when less than ``min_plate_fraction`` of the
+    The local plate colour is a quadratic surface (the light's trend) through the plate pixels plus
+    their mean residual over cells of ``cell_px``, filled in smoothly where grains cover a cell;
+    plate pixels are first those within 1.5x :data:`PLATE_TOLERANCE` of the plate colour, then
+    (twice) those within 3x the plate's own median spread of the local colour. Raises :class:`InputError` when less than ``min_plate_fraction`` of the
     frame is plate: a grain fills the frame, or it is not a photograph of this plate.
 
     Examples
@@ -202,8 +203,13 @@ def distance_map(frame: np.ndarray, plate_lab: np.ndarray, *, min_plate_fraction
                          "a grain fills the frame, or it shows another plate")
     small = (max(1, round(width / cell_px)), max(1, round(height / cell_px)))
     local = np.broadcast_to(plate_lab, lab.shape)
-    for tolerance in (PLATE_TOLERANCE * 1.5, PLATE_TOLERANCE):
-        weight = (np.linalg.norm(lab - local, axis=2) < tolerance).astype(np.float32)
+    tolerance = PLATE_TOLERANCE * 1.5
+    for _ in range(3):
+        distance = np.linalg.norm(lab - local, axis=2)
+        weight = (distance < tolerance).astype(np.float32)
+        # later passes: plate is what lies within 3x the plate's own spread (faint grains are not plate)
+        tolerance = float(np.clip(3.0 * np.median(distance[::2, ::2][weight[::2, ::2] > 0]), 3.0, PLATE_TOLERANCE)) \
+            if weight.any() else PLATE_TOLERANCE
         # the light's slow trend (vignetting, a gradient): a quadratic surface through the plate pixels
         trend = _quadratic_surface(lab, weight, plate_lab)
         residual = (lab - trend) * weight[..., None]
@@ -272,9 +278,9 @@ def grain_level(distance: np.ndarray) -> float:
     Examples
     --------
     >>> rng = np.random.default_rng(0)
-    >>> plate = np.abs(rng.normal(0, 2, 10000)).astype(np.float32)
+    >>> plate = np.abs(rng.normal(0, 3, 10000)).astype(np.float32)
     >>> round(grain_level(plate), 1), grain_level(plate / 10)
-    (5.4, 6.0)
+    (8.1, 6.0)
     """
     values = np.asarray(distance, np.float32)
     values = values[::2, ::2] if values.ndim == 2 else values

@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
+#: How deep into an object (pixels) its blurred edge is trimmed at half its contrast.
+EDGE_PX = 4.0
+#: Two basins grown from cores stay apart only where the score along their border stays this far
+#: (fraction of the way from the grain level to the core level) near the plate: a real gap.
+GAP_FRACTION = 0.2
 #: Objects at least this convex (area / convex hull area) are single grains: not flooded at all.
 CONVEX_ENOUGH = 0.93
 
@@ -67,7 +72,8 @@ def grow_from_cores(score: np.ndarray, low: float, high: float, min_area_px: int
 
     Cores are the parts at or above ``high``; each object is flooded from its cores (watershed on
     the score), and two neighbouring basins stay apart only where the score along their shared
-    border falls below ``high`` (a dim gap or halo between two grains), else they are one grain.
+    border stays near the plate (below :data:`GAP_FRACTION` of the way from ``low`` to ``high``: a
+    dim gap or halo between two grains), else they are one grain (a suture, a cavity).
     Objects without a core are kept whole. Returns int32 labels.
 
     Examples
@@ -100,7 +106,7 @@ def grow_from_cores(score: np.ndarray, low: float, high: float, min_area_px: int
     cores[small[cores]] = 0
     basins = watershed(-filled, cores, mask=inside)
     borders = _pair_borders(basins, filled, n, how="mean")
-    gap = (low + high) / 2
+    gap = low + GAP_FRACTION * (high - low)
     joined = _merge(basins, n, lambda root, parent: [p for p, v in borders.items() if v >= gap])
     # objects that had no core keep their own label after the grown ones
     loose = inside & (joined == 0)
@@ -123,13 +129,17 @@ def trim_edges(score: np.ndarray, labels: np.ndarray, low: float, min_area_px: i
 
     from sedarchive.segmentation.mask import label_grains
 
+    import cv2
+
     keep = np.zeros(labels.shape, bool)
     for index, sl in enumerate(ndimage.find_objects(labels), start=1):
         if sl is None:
             continue
         mask = labels[sl] == index
         level = max(low, 0.5 * float(np.median(score[sl][mask])))
-        keep[sl] |= mask & (score[sl] >= level)
+        # only the rim is trimmed: sutures, cavities and dim patches inside a grain stay grain
+        depth = cv2.distanceTransform(np.pad(mask, 1).view(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
+        keep[sl] |= mask & ((score[sl] >= level) | (depth > EDGE_PX))
     return label_grains(keep, min_area_px)
 
 
