@@ -17,6 +17,9 @@ EDGE_PX = 4.0
 #: Two basins grown from cores stay apart only where the score along their border stays this far
 #: (fraction of the way from the grain level to the core level) near the plate: a real gap.
 GAP_FRACTION = 0.2
+#: Two pieces are split apart only when the smaller has at least this fraction of the larger's area:
+#: a small chamber of a foraminifer, or the broken end of a test, stays with its grain.
+MIN_PIECE_RATIO = 0.4
 #: Objects at least this convex (area / convex hull area) are single grains: not flooded at all.
 CONVEX_ENOUGH = 0.93
 
@@ -107,7 +110,9 @@ def grow_from_cores(score: np.ndarray, low: float, high: float, min_area_px: int
     basins = watershed(-filled, cores, mask=inside)
     borders = _pair_borders(basins, filled, n, how="mean")
     gap = low + GAP_FRACTION * (high - low)
-    joined = _merge(basins, n, lambda root, parent: [p for p, v in borders.items() if v >= gap])
+    areas = np.bincount(basins.ravel(), minlength=n + 1)
+    joined = _merge(basins, n, lambda root, parent: [
+        (a, b) for (a, b), v in borders.items() if v >= gap or min(areas[a], areas[b]) < MIN_PIECE_RATIO * max(areas[a], areas[b])])
     # objects that had no core keep their own label after the grown ones
     loose = inside & (joined == 0)
     out = joined.copy()
@@ -175,14 +180,22 @@ def split_object(mask: np.ndarray, neck_ratio: float = 0.5, min_peak_px: float =
     # saddles: the highest distance along the border of each pair of touching basins
     pairs = _pair_borders(basins, smooth, n, how="max")
     top = peak.copy()
+    area = np.bincount(basins.ravel(), minlength=n + 1).astype(np.int64)
 
     def join(root, parent):
-        # widest necks first: a basin joins its neighbour when the neck is not much narrower than the grain
-        for (a, b), saddle in sorted(pairs.items(), key=lambda item: -item[1]):
-            ra, rb = root(a), root(b)
-            if ra != rb and saddle >= neck_ratio * min(top[ra], top[rb]):
-                top[ra] = max(top[ra], top[rb])
-                yield a, b
+        # widest necks first: a basin joins its neighbour when the neck is not much narrower than the
+        # grain, or when it is much smaller than its neighbour (a chamber, a broken end)
+        changed = True
+        while changed:
+            changed = False
+            for (a, b), saddle in sorted(pairs.items(), key=lambda item: -item[1]):
+                ra, rb = root(a), root(b)
+                if ra != rb and (saddle >= neck_ratio * min(top[ra], top[rb]) or
+                                 min(area[ra], area[rb]) < MIN_PIECE_RATIO * max(area[ra], area[rb])):
+                    top[ra] = max(top[ra], top[rb])
+                    area[ra] += area[rb]
+                    yield a, b
+                    changed = True
 
     return _merge(basins, n, join)[1:-1, 1:-1]
 
