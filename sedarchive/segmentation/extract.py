@@ -93,9 +93,11 @@ def extract_grains(stack: np.ndarray, settings: SegmentSettings | None = None, *
     with_um = pixel_size_um is not None
     grains = find_grains(stack, settings, what=what, plate_lab=plate_lab)
     # specks below the least grain size go; a grain cut by the frame edge may show only a part of
-    # itself (half the least size is kept: less is mostly the blur of a grain outside the frame)
+    # itself (half the least size is kept, in the median layer: less is mostly the blur of a grain
+    # outside the frame, which reaches in only in the defocused layers)
     least = settings.min_area_at(pixel_size_um)
-    grains = [g for g in grains if int(g.masks.any(0).sum()) >= (least // 2 if g.chopped else least)]
+    grains = [g for g in grains if (float(np.median(g.masks.sum(axis=(1, 2)))) >= least // 2 if g.chopped
+                                    else int(g.masks.any(0).sum()) >= least)]
     if not grains:
         return np.zeros((0, n_layers, settings.crop_size, settings.crop_size, 3), np.uint8), \
             GrainTable.empty(n_layers, with_um)

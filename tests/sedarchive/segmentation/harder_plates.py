@@ -67,6 +67,13 @@ def score(stacks: list[np.ndarray], truth: pd.DataFrame, settings) -> dict[str, 
     out = detection_scores(cols["position"], cols["bbox"], cols["chopped"], cols["clump"], truth)
     single = ~truth["clump"].to_numpy()
     out["single_flagged_clump"] = _single_flagged(cols, truth, single)
+    # whole grains: those not cut by the frame edge, found and true (an object cut by the edge may be
+    # the blur of a grain just outside the frame, which the truth does not hold)
+    whole = ~cols["chopped"]
+    whole_truth = truth[~truth["chopped"]].reset_index(drop=True)
+    scores = detection_scores(cols["position"][whole], cols["bbox"][whole], cols["chopped"][whole],
+                              cols["clump"][whole], whole_truth)
+    out.update({f"whole_{k}": v for k, v in scores.items()})
     return out
 
 
