@@ -74,6 +74,9 @@ def segment_slic(frame: np.ndarray, *, superpixel_px: int = 10, compactness: flo
     if not plate_high:
         # outlines half-way up each grain's edge; grains joined by a dim halo grown apart from their cores
         pooled = np.where(grain, means, 0).astype(np.float32)[sp]
+        # pixels of a grain superpixel that are plate-coloured themselves (in a neck between two
+        # touching grains, along the outline) are plate: the outline follows the pixels
+        pooled[score < cut] = 0
         labels = grow_from_cores(pooled, cut, core_level(pooled, cut) if split else cut, min_area_px)
     else:
         labels = label_grains(grain[sp], min_area_px)
