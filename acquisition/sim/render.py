@@ -4,8 +4,10 @@ Geometry: the stage position ``(x_mm, y_mm)`` is the plate point seen at the cen
 column ``j`` sees ``x_mm + (j - (width - 1) / 2) * pixel_size_um / 1000`` and row ``i`` likewise
 in y. Focal layer ``l`` is focused at ``z_um + focal_offsets_um[l]``; a grain whose focus height
 differs by ``dz`` is blurred with a Gaussian of ``defocus_per_um * |dz|`` µm (plus a small optical
-blur). The plate is bright saturated green with a faint mottling; the frame then gets illumination
-fall-off towards its corners and sensor noise. The noise is seeded from the plate and the position,
+blur). The plate is bright saturated green with a faint mottling (or any ``plate_rgb``: black,
+white, grey, blue trays); the frame then gets illumination fall-off towards its corners, an
+optional light gradient across it, and sensor noise. ``palette="varied"`` recolours grains as real
+sands look: very dark brown, dark olive (greener than red), saturated orange and red. The noise is seeded from the plate and the position,
 so the same position always renders the same bytes (a resumed scan matches an uninterrupted one).
 """
 from __future__ import annotations
@@ -43,6 +45,10 @@ def render_stack(
     noise_sd: float = 2.5,
     min_area_px: int = 16,
     truth: bool = True,
+    plate_rgb: Sequence[float] = PLATE_GREEN,
+    light_gradient: float = 0.0,
+    palette: str = "paper",
+    touching: str = "clump",
 ) -> tuple[np.ndarray, pd.DataFrame | None]:
     """Render the focal stack the camera sees at one stage position, with its ground truth.
 
@@ -69,6 +75,15 @@ def render_stack(
         Objects smaller than this (slivers at the frame edge) are left out of the truth.
     truth
         Whether to work out the truth (``None`` is returned in its place otherwise; faster).
+    plate_rgb
+        Colour of the plate (the paper's green by default).
+    light_gradient
+        Uneven illumination: brightness lost from the left edge to the right edge (0..1).
+    palette
+        ``paper`` (the kinds' own colours) or ``varied`` (grains recoloured, see :data:`VARIED`).
+    touching
+        Truth of touching grains: ``clump`` (one object, as a threshold sees them) or ``apart``
+        (one object per grain, as a segmenter that splits touching grains should find them).
 
     Returns
     -------
@@ -97,18 +112,22 @@ def render_stack(
     sigma_px = (0.5 + defocus_per_um * np.abs(plate.focus_um[:, None] - (z_um + offsets)[None, :]) / pixel_size_um
                 if plate.n_grains else np.zeros((0, offsets.size)))
 
-    background = _background(plate.seed, ox, oy, height, width, px_mm)
+    if palette not in ("paper", "varied") or touching not in ("clump", "apart"):
+        raise ValueError(f"palette {palette!r} / touching {touching!r} not known")
+    background = _background(plate.seed, ox, oy, height, width, px_mm, tuple(float(v) for v in plate_rgb))
     layers = np.repeat(background[None], offsets.size, axis=0)
     footprint = np.zeros((height, width), np.int32)  # grain id + 1 of the visible footprint
     placed = []
     for g, sprite, top, left in _placements(plate, ox, oy, height, width, pixel_size_um):
+        if palette == "varied":
+            sprite = recolour(sprite, int(plate.grain_seed[g]))
         if truth and _mark(footprint, sprite, top, left, g):
             placed.append(g)
         premult = np.concatenate([sprite.rgb * sprite.alpha[..., None], sprite.alpha[..., None]], axis=2)
         for layer in range(offsets.size):
             _composite(layers[layer], premult, top, left, float(sigma_px[g, layer]))
 
-    gain = _vignette(height, width, vignetting)
+    gain = _vignette(height, width, vignetting, light_gradient)
     lut = _noise_lut(float(noise_sd))
     stack = np.empty((offsets.size, height, width, 3), np.uint8)
     for layer in range(offsets.size):
@@ -118,7 +137,26 @@ def render_stack(
         stack[layer] = cv2.add(lit, noise, dtype=cv2.CV_8U)
     if not truth:
         return stack, None
-    return stack, frame_truth(footprint, plate, placed, min_area_px=min_area_px)
+    return stack, frame_truth(footprint, plate, placed, min_area_px=min_area_px, touching=touching)
+
+
+#: ``palette="varied"``: (share, RGB) of grains recoloured as real sands look; the rest keep their kind's colour.
+VARIED = ((0.2, (55, 45, 40)), (0.15, (72, 82, 46)), (0.15, (215, 110, 35)), (0.1, (175, 45, 30)))
+
+
+def recolour(sprite, seed: int):
+    """The sprite recoloured (texture kept, made opaque) by :data:`VARIED`, chosen by the grain's seed."""
+    from acquisition.sim.grains import Sprite
+
+    u = (seed * 0.6180339887) % 1.0
+    for share, rgb in VARIED:
+        if u < share:
+            mean = sprite.rgb[sprite.mask].mean(0) if sprite.mask.any() else np.ones(3, np.float32)
+            scale = np.asarray(rgb, np.float32) / np.maximum(mean, 1.0)
+            return Sprite(np.clip(sprite.rgb * scale, 0, 255).astype(np.float32),
+                          np.where(sprite.mask, 1.0, sprite.alpha).astype(np.float32), sprite.mask)
+        u -= share
+    return sprite
 
 
 def truth_at(plate: VirtualPlate, x_mm: float, y_mm: float, *, height: int = 1024, width: int = 1280,
@@ -155,12 +193,16 @@ def _mark(footprint: np.ndarray, sprite, top: int, left: int, grain: int) -> boo
     return True
 
 
-def frame_truth(footprint: np.ndarray, plate: VirtualPlate, grains: Sequence[int], *, min_area_px: int = 16) -> pd.DataFrame:
+def frame_truth(footprint: np.ndarray, plate: VirtualPlate, grains: Sequence[int], *, min_area_px: int = 16,
+                touching: str = "clump") -> pd.DataFrame:
     """Objects of a frame from its footprint map (grain id + 1 per pixel, 0 = plate).
 
     Touching footprints (8-connected) form one object; its kind is that of its largest visible grain.
+    With ``touching="apart"`` every grain is an object of its own (its visible footprint).
     """
     height, width = footprint.shape
+    if touching == "apart":
+        return _grain_truth(footprint, plate, min_area_px)
     n, labels, stats, _ = cv2.connectedComponentsWithStats((footprint > 0).astype(np.uint8), connectivity=8)
     rows = []
     for obj in range(1, n):
@@ -180,6 +222,31 @@ def frame_truth(footprint: np.ndarray, plate: VirtualPlate, grains: Sequence[int
             "grain_id": largest,
             "area_px": area,
         })
+    frame = pd.DataFrame(rows, columns=list(TRUTH_COLUMNS))
+    return frame.astype({"position": int, "object_id": int, "y0": int, "x0": int, "y1": int, "x1": int,
+                         "chopped": bool, "clump": bool, "n_grains": int, "grain_id": int, "area_px": int})
+
+
+def _grain_truth(footprint: np.ndarray, plate: VirtualPlate, min_area_px: int) -> pd.DataFrame:
+    """One truth row per visible grain (touching grains apart)."""
+    from scipy import ndimage
+
+    height, width = footprint.shape
+    rows = []
+    for index, sl in enumerate(ndimage.find_objects(footprint), start=1):
+        if sl is None:
+            continue
+        area = int((footprint[sl] == index).sum())
+        if area < min_area_px:
+            continue
+        y0, y1, x0, x1 = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
+        rows.append({"position": -1, "object_id": len(rows), "kind": plate.kind_name(index - 1),
+                     "y0": y0, "x0": x0, "y1": y1, "x1": x1,
+                     "chopped": bool(y0 == 0 or x0 == 0 or y1 == height or x1 == width),
+                     "clump": False, "n_grains": 1, "grain_id": index - 1, "area_px": area})
+    rows.sort(key=lambda r: (r["y0"], r["x0"]))
+    for i, r in enumerate(rows):
+        r["object_id"] = i
     frame = pd.DataFrame(rows, columns=list(TRUTH_COLUMNS))
     return frame.astype({"position": int, "object_id": int, "y0": int, "x0": int, "y1": int, "x1": int,
                          "chopped": bool, "clump": bool, "n_grains": int, "grain_id": int, "area_px": int})
@@ -208,8 +275,9 @@ def _clip(top: int, left: int, h: int, w: int, height: int, width: int) -> tuple
 
 
 @lru_cache(maxsize=4)
-def _background(seed: int, ox: float, oy: float, height: int, width: int, px_mm: float) -> np.ndarray:
-    """The green plate with a faint mottling fixed to plate coordinates (so overlaps agree).
+def _background(seed: int, ox: float, oy: float, height: int, width: int, px_mm: float,
+                plate_rgb: tuple[float, ...] = PLATE_GREEN) -> np.ndarray:
+    """The plate (green by default) with a faint mottling fixed to plate coordinates (so overlaps agree).
 
     The mottling is a sum of separable waves (outer products of a row and a column), which keeps
     a full frame cheap; the result is cached, since every focal layer of a position shares it.
@@ -220,17 +288,18 @@ def _background(seed: int, ox: float, oy: float, height: int, width: int, px_mm:
     a, b = 0.9 * xs + 2 * phase, 0.9 * ys  # sin(a + b) = sin a cos b + cos a sin b
     shade = (1.0 + 0.03 * np.cos(1.7 * ys - phase) * np.sin(2.1 * xs + phase)
              + 0.02 * (np.cos(b) * np.sin(a) + np.sin(b) * np.cos(a)))
-    plate = (shade[..., None] * np.asarray(PLATE_GREEN, np.float32)).astype(np.float32)
+    plate = (shade[..., None] * np.asarray(plate_rgb, np.float32)).astype(np.float32)
     plate.setflags(write=False)
     return plate
 
 
 @lru_cache(maxsize=8)
-def _vignette(height: int, width: int, strength: float) -> np.ndarray:
+def _vignette(height: int, width: int, strength: float, gradient: float = 0.0) -> np.ndarray:
     ys = np.linspace(-1, 1, height, dtype=np.float32)[:, None]
     xs = np.linspace(-1, 1, width, dtype=np.float32)[None, :]
     r2 = (xs**2 + ys**2) / 2
-    gain = np.repeat((1.0 - strength * r2).astype(np.float32)[..., None], 3, axis=2)
+    light = (1.0 - strength * r2) * (1.0 - gradient * (xs + 1) / 2)
+    gain = np.repeat(light.astype(np.float32)[..., None], 3, axis=2)
     gain.setflags(write=False)
     return gain
 

@@ -19,6 +19,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--core", required=True, help="core name, e.g. AI-3352")
     p.add_argument("--depth", required=True, metavar="TOP-BOTTOM", help="depth interval in cm, e.g. 120-122")
     p.add_argument("--pixel-size-um", type=float, help="pixel size in µm, when known")
+    p.add_argument("--layers", type=int, metavar="N",
+                   help="focal layers per position; 1: single-layer photographs, any file names "
+                        "(each image one position, in name order)")
     p.add_argument("--focal-offsets-um", metavar="LIST",
                    help="comma-separated focal offsets of the layers in µm (default 0,1,2,...)")
     _options.add_dask(p)
@@ -38,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
             offsets = [float(v) for v in args.focal_offsets_um.split(",")]
         except ValueError:
             raise InputError(f"--focal-offsets-um {args.focal_offsets_um!r}: expected numbers separated by commas") from None
-    plan = plan_ingest(args.source)  # checked before a cluster starts or the archive is touched
+    plan = plan_ingest(args.source, layers=args.layers)  # checked before a cluster starts or the archive is touched
     archive = Archive.create(args.archive)
     with _options.client_from(args) as client:
         written = ingest(archive, key, plan, client, focal_offsets_um=offsets,

@@ -35,8 +35,14 @@ def add_stage_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--crop-size", type=int, metavar="PX", help="side of the square grain images (default 280)")
     group.add_argument("--pad", action="store_true", default=None,
                        help="pad each grain's box to a square instead of stretching it")
+    group.add_argument("--background", metavar="PLATE",
+                       help="the plate: auto (learnt from the sample, default), green, black, white, R,G,B, "
+                            "or paper (the paper's saturation rule, green plates only)")
+    group.add_argument("--min-diameter-um", type=float, metavar="UM",
+                       help="objects smaller than a disc this wide are specks, not grains (default 40; "
+                            "needs the sample's pixel size)")
     group.add_argument("--saturation-threshold", type=float, metavar="S",
-                       help="plate saturation threshold 0..1 (default: automatic, per frame)")
+                       help="with --background paper: plate saturation threshold 0..1 (default: automatic)")
     group.add_argument("--segment-settings", metavar="FILE",
                        help="YAML file of segmentation settings (options given here override it)")
 
@@ -49,6 +55,7 @@ def settings_from(args: argparse.Namespace):
     settings = SegmentSettings.from_yaml(path) if path else SegmentSettings()
     changes = {}
     for option, name in (("method", "method"), ("crop_size", "crop_size"), ("pad", "pad"),
+                         ("background", "background"), ("min_diameter_um", "min_diameter_um"),
                          ("saturation_threshold", "saturation_threshold")):
         value = getattr(args, option, None)
         if value is not None:

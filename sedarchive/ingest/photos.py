@@ -1,7 +1,9 @@
 """Import existing photographs into a new sample: the plan (client), the frame kernel, the Dask run.
 
 A source is a folder of images named ``<anything>_p<position>_z<layer>.<ext>`` or a CSV manifest
-``path,position,layer[,x_mm,y_mm]``. Everything that can be checked without decoding pixels (names,
+``path,position,layer[,x_mm,y_mm]``. Single-layer photographs (a plain camera, an old photo
+archive) need no such names: with ``layers=1`` every image of a folder is one position (in name
+order) of one focal layer; RGBA images are taken without their alpha channel. Everything that can be checked without decoding pixels (names,
 duplicates, missing layers, frame sizes, colour modes) is checked before the store exists; frames
 are then decoded on Dask workers, one task per batch of positions, each position written as one
 chunk and marked done. A bad frame found by a worker removes the unfinished store, so the archive is
@@ -46,11 +48,18 @@ class IngestPlan:
         return len(self.files[0])
 
 
-def plan_ingest(src: str | Path) -> IngestPlan:
-    """Check a folder or CSV manifest and plan the import; raises :class:`InputError` on bad input."""
+def plan_ingest(src: str | Path, layers: int | None = None) -> IngestPlan:
+    """Check a folder or CSV manifest and plan the import; raises :class:`InputError` on bad input.
+
+    ``layers=1``: single-layer photographs; a folder's images need not be named ``_p<N>_z<M>``
+    (each is one position, in name order). Otherwise the names or the manifest decide the layers,
+    and ``layers`` (when given) must match them.
+    """
     src = Path(src).expanduser()
+    if layers is not None and layers < 1:
+        raise InputError(f"--layers {layers}: a stack has at least one focal layer")
     if src.is_dir():
-        frames, xy = _frames_from_folder(src), {}
+        frames, xy = _frames_from_folder(src, single=layers == 1), {}
     elif src.is_file() and src.suffix.lower() == ".csv":
         frames, xy = _frames_from_manifest(src)
     elif not src.exists():
@@ -60,8 +69,10 @@ def plan_ingest(src: str | Path) -> IngestPlan:
     if not frames:
         raise InputError(f"{src}: no frames named like NAME_p<position>_z<layer>.png/.jpg/.tif")
     positions = sorted({p for p, _ in frames})
-    layers = sorted({z for _, z in frames})
-    n_pos, n_layers = positions[-1] + 1, layers[-1] + 1
+    found_layers = sorted({z for _, z in frames})
+    n_pos, n_layers = positions[-1] + 1, found_layers[-1] + 1
+    if layers is not None and n_layers != layers:
+        raise InputError(f"{src}: frames have {n_layers} focal layer(s), but --layers {layers} was given")
     for p in range(n_pos):
         if p not in positions:
             raise InputError(f"{src}: position {p} has no frames (positions count from 0 without gaps)")
@@ -75,11 +86,13 @@ def plan_ingest(src: str | Path) -> IngestPlan:
     return IngestPlan(str(src), files, height, width, xy_rows)
 
 
-def _frames_from_folder(folder: Path) -> dict[tuple[int, int], Path]:
+def _frames_from_folder(folder: Path, single: bool = False) -> dict[tuple[int, int], Path]:
     frames: dict[tuple[int, int], Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
-            continue
+    images = [p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    if single and not all(_NAME_RE.match(p.stem) for p in images):
+        # single-layer photographs with any names: one position each, in name order
+        return {(position, 0): path for position, path in enumerate(images)}
+    for path in images:
         m = _NAME_RE.match(path.stem)
         if not m:
             raise InputError(f"{path}: image name does not end in _p<position>_z<layer>")
@@ -142,7 +155,7 @@ def _check_headers(files: tuple[tuple[str, ...], ...]) -> tuple[int, int]:
                 raise InputError(f"{name}: file not found") from None
             except Exception as err:  # PIL raises several types for unreadable files
                 raise InputError(f"{name}: not a readable image ({err.__class__.__name__}: {err})") from None
-            if mode != "RGB":
+            if mode not in ("RGB", "RGBA"):
                 raise InputError(f"{name}: colour mode {mode}, expected 8-bit RGB")
             _refuse_deep(name, img)
             sizes.setdefault(size, name)
@@ -189,10 +202,10 @@ def read_frame(name: str, height: int, width: int) -> np.ndarray:
     try:
         with Image.open(name) as img:
             img.load()
-            if img.mode != "RGB":
+            if img.mode not in ("RGB", "RGBA"):
                 raise InputError(f"{name}: colour mode {img.mode}, expected 8-bit RGB")
             _refuse_deep(name, img)
-            frame = np.asarray(img, dtype=np.uint8)
+            frame = np.asarray(img.convert("RGB") if img.mode == "RGBA" else img, dtype=np.uint8)
     except InputError:
         raise
     except Exception as err:

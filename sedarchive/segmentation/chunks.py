@@ -69,13 +69,14 @@ def segment_chunk(store_path: str, scratch: str, start: int, stop: int, settings
         return chunk_count(target)
     segment = SegmentSettings.from_dict(settings)
     pixel_size = read_attrs(store_path).get("pixel_size_um")
+    plate_lab = sample_plate(store_path, scratch, segment, sample_name)
     images, tables = [], []
     n_layers = 0
     for position in range(start, stop):
         stack = read_array(store_path, "stacks", position)
         n_layers = len(stack)
         crops, table = extract_grains(stack, segment, position=position, pixel_size_um=pixel_size,
-                                      what=f"{sample_name} position {position}")
+                                      what=f"{sample_name} position {position}", plate_lab=plate_lab)
         images.append(crops)
         tables.append(table)
     table = GrainTable.concat(tables, n_layers, with_um=pixel_size is not None)
@@ -83,6 +84,56 @@ def segment_chunk(store_path: str, scratch: str, start: int, stop: int, settings
     np.savez(tmp, images=np.concatenate(images), **table.columns)
     os.replace(tmp, target)  # the done-mark: the file exists only once complete
     return len(table)
+
+
+#: The plate colour of a sample is learnt from this many positions spread over it (middle layer).
+PLATE_POSITIONS = 8
+
+
+def sample_plate(store_path: str, scratch: str, settings: SegmentSettings, sample_name: str) -> np.ndarray | None:
+    """The sample's plate colour (Lab) by the settings' ``background`` rule; ``None`` for ``paper``.
+
+    Learnt once per sample from :data:`PLATE_POSITIONS` positions spread over it (so that a frame
+    filled by a grain is measured against the plate, not taken for an empty plate of its own
+    colour) and kept in the scratch folder for the other chunks.
+    """
+    cached = Path(scratch) / "plate.json"
+    if cached.exists():
+        return np.asarray(json.loads(cached.read_text())["lab"], np.float32)
+    lab = learn_plate(store_path, settings, sample_name)
+    if lab is None:
+        return None
+    tmp = cached.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps({"lab": [float(v) for v in lab]}))
+    os.replace(tmp, cached)
+    return lab
+
+
+def learn_plate(store_path: str, settings: SegmentSettings, sample_name: str = "sample") -> np.ndarray | None:
+    """The sample's plate colour (Lab) from positions spread over it (see :func:`sample_plate`)."""
+    from sedarchive.segmentation.background_model import check_blank, parse_background, plate_colour
+
+    background = parse_background(settings.background)
+    if background == "paper":
+        return None
+    n_positions, n_layers = _stack_counts(store_path)
+    frames = []
+    for position in sorted({int(p) for p in np.linspace(0, n_positions - 1, min(PLATE_POSITIONS, n_positions))}):
+        frame = read_array(store_path, "stacks", position)[n_layers // 2]
+        try:
+            check_blank(frame, f"{sample_name} position {position} layer {n_layers // 2}")
+        except Exception:
+            continue  # a blank frame says nothing about the plate; it fails when its turn comes
+        frames.append(frame)
+    return plate_colour(frames, background) if frames else None
+
+
+def _stack_counts(store_path: str) -> tuple[int, int]:
+    """Positions and focal layers of a store's stacks (metadata only)."""
+    from catalog.store import array_shape
+
+    shape = array_shape(store_path, "stacks")  # not open_sample: it refuses a store with a lost chunk elsewhere
+    return int(shape[0]), int(shape[1])
 
 
 def chunk_count(path: str | Path) -> int:

@@ -70,12 +70,14 @@ class GrainTable:
 
 
 def extract_grains(stack: np.ndarray, settings: SegmentSettings | None = None, *, position: int = 0,
-                   pixel_size_um: float | None = None, what: str = "stack") -> tuple[np.ndarray, GrainTable]:
+                   pixel_size_um: float | None = None, what: str = "stack",
+                   plate_lab: np.ndarray | None = None) -> tuple[np.ndarray, GrainTable]:
     """Find, crop and measure the grains of one stack.
 
     Returns the grain images ``(grain, layer, crop_size, crop_size, 3)`` uint8 and their
     :class:`GrainTable` (``position`` filled with ``position``). Area and diameter in µm are added
-    when ``pixel_size_um`` is given.
+    when ``pixel_size_um`` is given (and specks smaller than ``settings.min_diameter_um`` dropped).
+    ``plate_lab`` is the sample's plate colour (Lab), estimated from the stack when ``None``.
 
     Examples
     --------
@@ -89,7 +91,13 @@ def extract_grains(stack: np.ndarray, settings: SegmentSettings | None = None, *
     stack = check_stack(stack, what)
     n_layers = len(stack)
     with_um = pixel_size_um is not None
-    grains = find_grains(stack, settings, what=what)
+    grains = find_grains(stack, settings, what=what, plate_lab=plate_lab)
+    # specks below the least grain size go; a grain cut by the frame edge may show only a part of
+    # itself (half the least size is kept, in the median layer: less is mostly the blur of a grain
+    # outside the frame, which reaches in only in the defocused layers)
+    least = settings.min_area_at(pixel_size_um)
+    grains = [g for g in grains if (float(np.median(g.masks.sum(axis=(1, 2)))) >= least // 2 if g.chopped
+                                    else int(g.masks.any(0).sum()) >= least)]
     if not grains:
         return np.zeros((0, n_layers, settings.crop_size, settings.crop_size, 3), np.uint8), \
             GrainTable.empty(n_layers, with_um)
@@ -105,7 +113,7 @@ def extract_grains(stack: np.ndarray, settings: SegmentSettings | None = None, *
         # Measure the grain in its sharpest layer among those where it was found.
         found = g.layers
         layer = max(found, key=lambda i: (sharp[i], -i))
-        shape = shape_of(g.masks[layer], settings.clump_core_fraction)
+        shape = shape_of(g.masks[layer], settings.clump_core_fraction, settings.clump_neck_ratio)
         y0, x0, y1, x1 = g.box
         rows["position"].append(position)
         rows["bbox"].append(g.box)

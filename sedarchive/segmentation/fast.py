@@ -1,22 +1,34 @@
-"""The fast segmentation: per-pixel saturation threshold, morphology and connected components.
+"""The fast segmentation: per-pixel threshold, morphology and connected components.
 
-It draws the same grains as :mod:`~sedarchive.segmentation.slic` without superpixels: the
-saturation is smoothed over a small window (what averaging over a superpixel does), thresholded with
-Otsu's method, opened to drop noise, and labelled. ``bench/segment.py`` measures the agreement
-(mask IoU) and the speed-up.
+It draws the same grains as :mod:`~sedarchive.segmentation.slic` without superpixels. With the
+background model (the default) a pixel is grain when its colour is at least ``min_delta_e`` away
+from the local plate colour (:func:`~sedarchive.segmentation.background_model.distance_map`, which
+smooths away the noise; by default ``min_delta_e`` follows the plate's own spread,
+:func:`~sedarchive.segmentation.background_model.grain_level`); with ``background="paper"`` the saturation is smoothed over a small window
+(what averaging over a superpixel does) and thresholded with Otsu's method. The mask is opened to
+drop noise, labelled, and touching grains split. ``bench/segment.py`` and ``bench/real.py``
+measure it.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from sedarchive.segmentation.background import background_score, pixel_threshold
+from sedarchive.segmentation.background_model import core_level, distance_map, grain_level, plate_colour
 from sedarchive.segmentation.mask import label_grains
+from sedarchive.segmentation.touching import grow_from_cores, split_touching
 
 
 def segment_fast(frame: np.ndarray, *, smooth_px: int = 5, open_px: int = 3, threshold: float | None = None,
                  hue_gate: bool = True, min_area_px: int = 200, min_plate_fraction: float = 0.02,
-                 min_contrast: float = 0.2, what: str = "frame") -> np.ndarray:
-    """Grain labels of one frame from thresholded per-pixel saturation (int32, 0 for the plate).
+                 min_contrast: float = 0.2, background: str | tuple = "auto", plate_lab: np.ndarray | None = None,
+                 min_delta_e: float | None = None, split: bool = True, neck_ratio: float = 0.5,
+                 what: str = "frame") -> np.ndarray:
+    """Grain labels of one frame from a per-pixel threshold (int32, 0 for the plate).
+
+    ``plate_lab`` is the plate's Lab colour (estimated from this frame with the ``background``
+    rule when not given). ``background="paper"`` uses the paper's saturation rule instead
+    (``threshold``, ``hue_gate``, ``min_contrast``).
 
     Examples
     --------
@@ -28,16 +40,31 @@ def segment_fast(frame: np.ndarray, *, smooth_px: int = 5, open_px: int = 3, thr
     """
     import cv2
 
-    score = background_score(frame, hue_gate=hue_gate, min_plate_fraction=min_plate_fraction, what=what)
-    if threshold is None:
-        threshold = pixel_threshold(score, min_contrast=min_contrast)
-        if threshold is None:  # one mode only: an empty plate
-            return np.zeros(score.shape, np.int32)
-    if smooth_px > 1:
-        score = cv2.blur(score, (smooth_px, smooth_px))
-    # score is 0..255; bin b of the histogram covers [b/256, (b+1)/256) of the [0, 1] scale.
-    mask = score < np.float32(threshold * 256)
+    if background == "paper":
+        score = background_score(frame, hue_gate=hue_gate, min_plate_fraction=min_plate_fraction, what=what)
+        if threshold is None:
+            threshold = pixel_threshold(score, min_contrast=min_contrast)
+            if threshold is None:  # one mode only: an empty plate
+                return np.zeros(score.shape, np.int32)
+        if smooth_px > 1:
+            score = cv2.blur(score, (smooth_px, smooth_px))
+        # score is 0..255; bin b of the histogram covers [b/256, (b+1)/256) of the [0, 1] scale.
+        mask = score < np.float32(threshold * 256)
+    else:
+        if plate_lab is None:
+            plate_lab = plate_colour([frame], background)
+        score = distance_map(frame, plate_lab, min_plate_fraction=min_plate_fraction, what=what)
+        if min_delta_e is None:
+            min_delta_e = grain_level(score)
+        mask = score >= min_delta_e
     if open_px > 1:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (open_px, open_px))
         mask = cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_OPEN, kernel).view(bool)
-    return label_grains(mask, min_area_px)
+    if background != "paper":
+        # outlines half-way up each grain's edge; grains joined by a dim halo grown apart from their cores
+        score = np.where(mask, score, 0)
+        high = core_level(score, min_delta_e) if split else min_delta_e
+        labels = grow_from_cores(score, min_delta_e, high, min_area_px)
+    else:
+        labels = label_grains(mask, min_area_px)
+    return split_touching(labels, neck_ratio, min_area_px) if split else labels

@@ -4,16 +4,20 @@ from __future__ import annotations
 import numpy as np
 
 from sedarchive.errors import InputError
+from sedarchive.segmentation.background_model import parse_background
 from sedarchive.segmentation.fast import segment_fast
 from sedarchive.segmentation.settings import METHODS, SegmentSettings
 from sedarchive.segmentation.slic import segment_slic
 
 
 def segment_frame(frame: np.ndarray, method: str | None = None, settings: SegmentSettings | None = None, *,
-                  what: str = "frame") -> np.ndarray:
+                  what: str = "frame", plate_lab: np.ndarray | None = None,
+                  min_area_px: int | None = None) -> np.ndarray:
     """Grain labels of one RGB frame (int32, 0 for the plate, grains ``1..n``).
 
-    ``method`` overrides ``settings.method``; ``what`` names the frame in error messages.
+    ``method`` overrides ``settings.method``; ``what`` names the frame in error messages;
+    ``plate_lab`` is the plate colour of the sample (Lab; estimated from the frame when ``None``);
+    ``min_area_px`` overrides ``settings.min_area_px`` (e.g. from ``min_diameter_um``).
 
     Examples
     --------
@@ -23,11 +27,17 @@ def segment_frame(frame: np.ndarray, method: str | None = None, settings: Segmen
     >>> int(segment_frame(frame, "slic", settings).max()), int(segment_frame(frame, "fast", settings).max())
     (2, 2)
     """
+    from sedarchive.segmentation.background import check_frame
+
+    frame = check_frame(frame, what)
     settings = settings or SegmentSettings()
     method = method or settings.method
     common = dict(threshold=settings.saturation_threshold, hue_gate=settings.hue_gate,
-                  min_area_px=settings.min_area_px, min_plate_fraction=settings.min_plate_fraction,
-                  min_contrast=settings.min_contrast, what=what)
+                  min_area_px=settings.min_area_px if min_area_px is None else min_area_px,
+                  min_plate_fraction=settings.min_plate_fraction, min_contrast=settings.min_contrast,
+                  background=parse_background(settings.background), plate_lab=plate_lab,
+                  min_delta_e=settings.min_delta_e, split=settings.split_touching,
+                  neck_ratio=settings.neck_ratio, what=what)
     if method == "slic":
         return segment_slic(frame, superpixel_px=settings.superpixel_px, compactness=settings.slic_compactness,
                             sigma=settings.slic_sigma, **common)

@@ -47,10 +47,26 @@ def check_stack(stack: np.ndarray, what: str = "stack") -> np.ndarray:
 
 
 def segment_stack(stack: np.ndarray, settings: SegmentSettings | None = None, *, method: str | None = None,
-                  what: str = "stack") -> np.ndarray:
-    """Grain labels of every focal layer: ``(layer, y, x)`` int32."""
+                  what: str = "stack", plate_lab: np.ndarray | None = None,
+                  min_area_px: int | None = None) -> np.ndarray:
+    """Grain labels of every focal layer: ``(layer, y, x)`` int32.
+
+    ``plate_lab`` is the sample's plate colour (Lab); when ``None`` it is estimated from the stack's
+    middle layer by the settings' ``background`` rule (unless that is ``paper``).
+    """
+    from sedarchive.segmentation.background_model import check_blank, parse_background, plate_colour
+
+    settings = settings or SegmentSettings()
     stack = check_stack(stack, what)
-    return np.stack([segment_frame(frame, method, settings, what=f"{what} layer {i}") for i, frame in enumerate(stack)])
+    background = parse_background(settings.background)
+    if plate_lab is None and background != "paper":
+        from sedarchive.segmentation.background import check_frame
+
+        middle = check_frame(stack[len(stack) // 2], f"{what} layer {len(stack) // 2}")
+        check_blank(middle, f"{what} layer {len(stack) // 2}")
+        plate_lab = plate_colour([middle], background)
+    return np.stack([segment_frame(frame, method, settings, what=f"{what} layer {i}", plate_lab=plate_lab,
+                                   min_area_px=min_area_px) for i, frame in enumerate(stack)])
 
 
 def match_layers(labels: np.ndarray) -> list[Grain]:
@@ -126,7 +142,8 @@ def _grain(masks: np.ndarray, origin: tuple[int, int], frame_shape: tuple[int, i
 
 
 def find_grains(stack: np.ndarray, settings: SegmentSettings | None = None, *, method: str | None = None,
-                what: str = "stack") -> list[Grain]:
+                what: str = "stack", plate_lab: np.ndarray | None = None,
+                min_area_px: int | None = None) -> list[Grain]:
     """Segment every focal layer of ``stack`` and match the objects into grains (widest boxes).
 
     Examples
@@ -136,4 +153,5 @@ def find_grains(stack: np.ndarray, settings: SegmentSettings | None = None, *, m
     >>> [g.box for g in find_grains(stack, SegmentSettings(method="fast", min_area_px=10))]
     [(9, 10, 31, 30)]
     """
-    return match_layers(segment_stack(stack, settings, method=method, what=what))
+    return match_layers(segment_stack(stack, settings, method=method, what=what, plate_lab=plate_lab,
+                                      min_area_px=min_area_px))

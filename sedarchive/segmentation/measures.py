@@ -2,9 +2,9 @@
 
 The paper's expert found chopped grains and clumps of touching grains only inside clusters; here
 they are flagged when the grain is found. ``chopped`` comes from the box (see
-:mod:`~sedarchive.segmentation.grains`); ``clump`` comes from the shape: two grains touching make
-an object whose distance-transform "cores" fall apart in two, or whose outline has deep concavities
-(low solidity).
+:mod:`~sedarchive.segmentation.grains`); ``clump`` comes from the shape: touching grains that the
+segmentation left merged make an object with two lobes joined by a neck (peaks of the distance
+transform with a saddle between them), or whose outline has deep concavities (low solidity).
 """
 from __future__ import annotations
 
@@ -45,14 +45,18 @@ class Shape:
     aspect_ratio: float
     solidity: float
     n_cores: int
+    #: Lobes joined by a neck narrower than the ``lobe_neck`` given to :func:`shape_of` (1: one grain).
+    n_lobes: int = 1
 
 
-def shape_of(mask: np.ndarray, core_fraction: float = 0.5) -> Shape:
+def shape_of(mask: np.ndarray, core_fraction: float = 0.5, lobe_neck: float = 0.55) -> Shape:
     """Area, equivalent diameter, aspect ratio (major / minor axis), solidity and cores of a bool mask.
 
     Cores are the connected parts of the mask where the distance to the outline exceeds
     ``core_fraction`` of its maximum: one for a convex or elongated grain, two or more for grains
-    touching through a neck.
+    touching through a neck. Lobes are the grains that :func:`~sedarchive.segmentation.touching.split_object`
+    finds with the neck ratio ``lobe_neck``: two grains overlapping too much to be split (a neck
+    wider than the split allows) still make two lobes.
 
     Examples
     --------
@@ -87,18 +91,21 @@ def shape_of(mask: np.ndarray, core_fraction: float = 0.5) -> Shape:
     sizes = stats[1:, cv2.CC_STAT_AREA]
     # Specks of core along a ragged outline are not grains of their own.
     n_cores = int((sizes >= 0.05 * sizes.max()).sum()) if n > 1 else 0
-    return Shape(area, math.sqrt(4 * area / math.pi), float(min(aspect, 1e6)), float(solidity), n_cores)
+    from sedarchive.segmentation.touching import split_object
+
+    n_lobes = int(split_object(mask, lobe_neck).max()) if area >= 64 else 1
+    return Shape(area, math.sqrt(4 * area / math.pi), float(min(aspect, 1e6)), float(solidity), n_cores, n_lobes)
 
 
-def is_clump(shape: Shape, *, min_solidity: float = 0.8) -> bool:
-    """A clump: the cores split in two or more, or the outline is too concave.
+def is_clump(shape: Shape, *, min_solidity: float = 0.75) -> bool:
+    """A clump: two or more lobes joined by a neck (grains left merged), or a very concave outline.
 
     Examples
     --------
-    >>> is_clump(Shape(100, 11.3, 1.0, 0.95, 1)), is_clump(Shape(100, 11.3, 2.0, 0.9, 2))
+    >>> is_clump(Shape(100, 11.3, 1.0, 0.95, 1, 1)), is_clump(Shape(100, 11.3, 2.0, 0.9, 2, 2))
     (False, True)
     """
-    return bool(shape.n_cores >= 2 or shape.solidity < min_solidity)
+    return bool(shape.n_lobes >= 2 or shape.solidity < min_solidity)
 
 
 def mean_colour(frame: np.ndarray, box: tuple[int, int, int, int], mask: np.ndarray) -> np.ndarray:

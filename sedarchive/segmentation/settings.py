@@ -28,13 +28,26 @@ class SegmentSettings:
     'fast'
     """
 
-    #: ``slic`` (the paper: superpixels, then saturation) or ``fast`` (per-pixel saturation).
+    #: ``slic`` (the paper: superpixels, then plate or grain) or ``fast`` (per pixel).
     method: str = "slic"
-    #: Saturation (0..1) at or above which a superpixel / pixel is plate; ``None``: Otsu per frame.
+    #: The plate: ``auto`` (its colour learnt from the sample's frames), ``green``, ``black``,
+    #: ``white``, ``R,G,B``, or ``paper`` (the paper's rule: HSV saturation, green plate only).
+    background: str = "auto"
+    #: Background model: a pixel (fast) or superpixel (slic) this far (CIE ΔE) from the local plate
+    #: colour is grain; ``None``: 4x the plate's own spread, at least 6 (per frame).
+    min_delta_e: float | None = None
+    #: Objects smaller than a disc of this diameter (µm) are specks, when the pixel size is known
+    #: (a grain cut by the frame edge may show less of itself and is kept: it is flagged chopped).
+    min_diameter_um: float = 40.0
+    #: Touching grains are split where they meet through a neck narrower than ``neck_ratio`` of the
+    #: smaller grain's inscribed radius (watershed on the distance transform).
+    split_touching: bool = True
+    neck_ratio: float = 0.35
+    #: paper: saturation (0..1) at or above which a superpixel / pixel is plate; ``None``: Otsu per frame.
     saturation_threshold: float | None = None
     #: Otsu's two classes must differ by this much mean saturation, else the frame is an empty plate.
     min_contrast: float = 0.2
-    #: Only green pixels count as saturated plate (a red grain is not plate); ``False``: saturation only.
+    #: paper: only green pixels count as saturated plate (a red grain is not plate); ``False``: saturation only.
     hue_gate: bool = True
     #: A frame with less plate-green than this fraction is refused (not a photograph of the plate).
     min_plate_fraction: float = 0.02
@@ -50,10 +63,12 @@ class SegmentSettings:
     #: Crops: side of the square grain images; ``pad``: pad the box to a square instead of stretching.
     crop_size: int = 280
     pad: bool = False
-    #: Clumps: a grain whose distance-transform cores (above this fraction of the maximum) split in
-    #: two or more, or whose solidity is below ``clump_solidity``, is flagged as a clump.
+    #: Clumps: a grain with two lobes joined by a neck narrower than ``clump_neck_ratio`` of the
+    #: smaller lobe's inscribed radius (grains touching but left merged), or whose solidity is below
+    #: ``clump_solidity``, is flagged as a clump. ``clump_core_fraction``: see ``shape_of``.
     clump_core_fraction: float = 0.5
-    clump_solidity: float = 0.85
+    clump_solidity: float = 0.75
+    clump_neck_ratio: float = 0.4
     #: Stack positions segmented by one Dask task (the unit that a killed run redoes).
     positions_per_task: int = 4
 
@@ -63,6 +78,11 @@ class SegmentSettings:
     def validate(self, source: str = "segment settings") -> None:
         if self.method not in METHODS:
             raise InputError(f"{source}: method {self.method!r} is not one of {', '.join(METHODS)}")
+        from sedarchive.segmentation.background_model import parse_background
+
+        parse_background(self.background, f"{source}: background")
+        if (self.min_delta_e is not None and not float(self.min_delta_e) > 0) or self.min_diameter_um < 0:
+            raise InputError(f"{source}: min_delta_e must be positive and min_diameter_um not negative")
         t = self.saturation_threshold
         if t is not None and not 0.0 < float(t) < 1.0:
             raise InputError(f"{source}: saturation_threshold {t} must be between 0 and 1 (or null for automatic)")
@@ -72,7 +92,8 @@ class SegmentSettings:
         for name in ("smooth_px", "open_px"):
             if int(getattr(self, name)) < 0:
                 raise InputError(f"{source}: {name} must not be negative, got {getattr(self, name)}")
-        for name in ("min_contrast", "min_plate_fraction", "clump_core_fraction", "clump_solidity"):
+        for name in ("min_contrast", "min_plate_fraction", "clump_core_fraction", "clump_solidity",
+                     "neck_ratio", "clump_neck_ratio"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise InputError(f"{source}: {name} must be between 0 and 1, got {getattr(self, name)}")
         if self.slic_compactness <= 0 or self.slic_sigma < 0:
@@ -85,6 +106,20 @@ class SegmentSettings:
     def recorded(self) -> dict[str, Any]:
         """The settings that decide the result (written to the store as ``segment_settings``)."""
         return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_ONLY}
+
+    def min_area_at(self, pixel_size_um: float | None) -> int:
+        """Smallest grain area in pixels: ``min_diameter_um`` at this pixel size, at least ``min_area_px``.
+
+        Examples
+        --------
+        >>> SegmentSettings().min_area_at(None), SegmentSettings().min_area_at(2.0)
+        (30, 314)
+        """
+        if not pixel_size_um or pixel_size_um <= 0:
+            return int(self.min_area_px)
+        import math
+
+        return max(int(self.min_area_px), int(math.pi / 4 * (self.min_diameter_um / pixel_size_um) ** 2))
 
     def replace(self, **changes: Any) -> SegmentSettings:
         return dataclasses.replace(self, **changes)
@@ -107,6 +142,11 @@ class SegmentSettings:
                     clean[name] = type(default)(value)
             except (TypeError, ValueError):
                 raise InputError(f"{source}: {name} = {value!r} is not a {type(default).__name__}") from None
+        if clean.get("min_delta_e") is not None:
+            try:
+                clean["min_delta_e"] = float(clean["min_delta_e"])
+            except (TypeError, ValueError):
+                raise InputError(f"{source}: min_delta_e must be a number or null") from None
         if clean.get("saturation_threshold") is not None:
             try:
                 clean["saturation_threshold"] = float(clean["saturation_threshold"])

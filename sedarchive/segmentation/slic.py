@@ -1,10 +1,17 @@
-"""The paper's segmentation: SLIC superpixels, the saturated (plate) ones dropped, the rest joined."""
+"""The paper's segmentation: SLIC superpixels, the plate-like ones dropped, the rest joined.
+
+Each superpixel is plate or grain by its mean score: its distance from the local plate colour
+(the background model, default) or, with ``background="paper"``, its mean HSV saturation against
+Otsu's threshold, exactly as in the paper. Touching grains are then split.
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from sedarchive.segmentation.background import background_score, pixel_threshold
+from sedarchive.segmentation.background_model import core_level, distance_map, grain_level, plate_colour
 from sedarchive.segmentation.mask import label_grains
+from sedarchive.segmentation.touching import grow_from_cores, split_touching
 
 
 def superpixels(frame: np.ndarray, *, superpixel_px: int = 10, compactness: float = 10.0,
@@ -28,12 +35,16 @@ def superpixels(frame: np.ndarray, *, superpixel_px: int = 10, compactness: floa
 
 def segment_slic(frame: np.ndarray, *, superpixel_px: int = 10, compactness: float = 10.0, sigma: float = 0.0,
                  threshold: float | None = None, hue_gate: bool = True, min_area_px: int = 200,
-                 min_plate_fraction: float = 0.02, min_contrast: float = 0.2, what: str = "frame") -> np.ndarray:
-    """Grain labels of one frame by the paper's method.
+                 min_plate_fraction: float = 0.02, min_contrast: float = 0.2, background: str | tuple = "auto",
+                 plate_lab: np.ndarray | None = None, min_delta_e: float | None = None, split: bool = True,
+                 neck_ratio: float = 0.5, what: str = "frame") -> np.ndarray:
+    """Grain labels of one frame by the paper's method (superpixels).
 
-    Superpixels whose mean saturation is at or above ``threshold`` (default: Otsu's threshold of the
-    frame's saturation histogram, as in the paper's figure 1) are plate; the others are grain, and
-    touching grain superpixels form one grain. Returns int32 labels, 0 for the plate.
+    With the background model, superpixels whose mean distance from the plate colour is below
+    ``min_delta_e`` are plate. With ``background="paper"``, superpixels whose mean saturation is at
+    or above ``threshold`` (default: Otsu's threshold of the frame's saturation histogram, as in the
+    paper's figure 1) are plate. The other superpixels are grain; touching grain superpixels form
+    one object, split where grains touch through a neck. Returns int32 labels, 0 for the plate.
 
     Examples
     --------
@@ -43,14 +54,30 @@ def segment_slic(frame: np.ndarray, *, superpixel_px: int = 10, compactness: flo
     >>> int(labels.max()), [int(v) for v in np.argwhere(labels).min(0)], [int(v) for v in np.argwhere(labels).max(0)]
     (1, [10, 20], [29, 43])
     """
-    score = background_score(frame, hue_gate=hue_gate, min_plate_fraction=min_plate_fraction, what=what)
+    if background == "paper":
+        score = background_score(frame, hue_gate=hue_gate, min_plate_fraction=min_plate_fraction, what=what)
+        if threshold is None:
+            threshold = pixel_threshold(score, min_contrast=min_contrast)
+            if threshold is None:  # one mode only: an empty plate
+                return np.zeros(score.shape, np.int32)
+        # score is 0..255; the threshold is on the scale where bin b of the histogram is [b/256, (b+1)/256).
+        cut, plate_high = threshold * 256, True
+    else:
+        if plate_lab is None:
+            plate_lab = plate_colour([frame], background)
+        score = distance_map(frame, plate_lab, min_plate_fraction=min_plate_fraction, what=what)
+        cut, plate_high = (grain_level(score) if min_delta_e is None else min_delta_e), False
     sp = superpixels(frame, superpixel_px=superpixel_px, compactness=compactness, sigma=sigma)
     counts = np.bincount(sp.ravel())
     means = np.bincount(sp.ravel(), weights=score.ravel()) / np.maximum(counts, 1)
-    if threshold is None:
-        threshold = pixel_threshold(score, min_contrast=min_contrast)
-        if threshold is None:  # one mode only: an empty plate
-            return np.zeros(sp.shape, np.int32)
-    # score is 0..255; the threshold is on the scale where bin b of the histogram is [b/256, (b+1)/256).
-    grain = (means < threshold * 256) & (counts > 0)
-    return label_grains(grain[sp], min_area_px)
+    grain = ((means < cut) if plate_high else (means >= cut)) & (counts > 0)
+    if not plate_high:
+        # outlines half-way up each grain's edge; grains joined by a dim halo grown apart from their cores
+        pooled = np.where(grain, means, 0).astype(np.float32)[sp]
+        # pixels of a grain superpixel that are plate-coloured themselves (in a neck between two
+        # touching grains, along the outline) are plate: the outline follows the pixels
+        pooled[score < cut] = 0
+        labels = grow_from_cores(pooled, cut, core_level(pooled, cut) if split else cut, min_area_px)
+    else:
+        labels = label_grains(grain[sp], min_area_px)
+    return split_touching(labels, neck_ratio, min_area_px) if split else labels

@@ -199,3 +199,53 @@ def test_simulate_sample_refuses_an_existing_sample(tmp_path):
 def test_read_truth_without_truth_names_the_store(tmp_path):
     with pytest.raises(TruthError, match="X_1-2cm.truth.csv"):
         read_truth(tmp_path / "X_1-2cm.zarr")
+
+
+# -- harder plates (issue 14): appearance only; the default rendering is unchanged -----------------
+
+def test_other_plate_colours_noise_and_uneven_light(plate):
+    base, truth = render_stack(plate, 4.0, 4.0, **FRAME, vignetting=0.0)
+    black, _ = render_stack(plate, 4.0, 4.0, **FRAME, vignetting=0.0, plate_rgb=(18, 18, 20))
+    free = np.ones(FRAME["height"] * FRAME["width"], bool)
+    for r in truth.itertuples():
+        mask = np.zeros((FRAME["height"], FRAME["width"]), bool)
+        mask[max(r.y0 - 12, 0):r.y1 + 12, max(r.x0 - 12, 0):r.x1 + 12] = True
+        free &= ~mask.ravel()
+    assert free.mean() > 0.3
+    plate_px = black[0].reshape(-1, 3)[free]
+    assert np.abs(plate_px.mean(0) - 18).max() < 4                      # the black tray
+    assert np.abs(base[0].reshape(-1, 3)[free].mean(0) - (38, 196, 72)).max() < 12
+    noisy, _ = render_stack(plate, 4.0, 4.0, **FRAME, vignetting=0.0, noise_sd=6.0)
+    assert noisy[0].reshape(-1, 3)[free].astype(float).std(0).min() > base[0].reshape(-1, 3)[free].astype(float).std(0).max()
+    lit, _ = render_stack(plate, 4.0, 4.0, **FRAME, vignetting=0.0, light_gradient=0.4)
+    left = lit[0][:, :40].reshape(-1, 3)[free.reshape(FRAME["height"], FRAME["width"])[:, :40].ravel()]
+    right = lit[0][:, -40:].reshape(-1, 3)[free.reshape(FRAME["height"], FRAME["width"])[:, -40:].ravel()]
+    assert right[:, 1].mean() < 0.75 * left[:, 1].mean()                # 40 % less light on the right
+
+
+def test_varied_palette_recolours_some_grains_as_real_sands():
+    from acquisition.sim.render import VARIED, recolour
+    from acquisition.sim.grains import draw_grain
+
+    colours = []
+    for seed in range(200):
+        sprite = recolour(draw_grain("quartz", 60, seed), seed)
+        colours.append(sprite.rgb[sprite.mask].mean(0))
+    colours = np.asarray(colours)
+    for share, rgb in VARIED:
+        near = (np.abs(colours - rgb).max(1) < 12).mean()
+        assert abs(near - share) < 0.1, (rgb, near)
+
+
+def test_touching_truth_apart_lists_every_grain():
+    dense = VirtualPlate.generate(seed=9, width_mm=3, height_mm=3, grains_per_mm2=40.0, clump_fraction=0.0,
+                                  min_gap_mm=-0.012)
+    frame = dict(height=384, width=480, pixel_size_um=1.5)
+    _, clumped = render_stack(dense, 1.5, 1.5, **frame)
+    _, apart = render_stack(dense, 1.5, 1.5, **frame, touching="apart")
+    assert clumped.clump.any()                              # dense grains touch
+    assert not apart.clump.any() and (apart.n_grains == 1).all()
+    assert len(apart) > len(clumped)
+    assert apart.grain_id.is_unique
+    with pytest.raises(ValueError, match="palette"):
+        render_stack(dense, 1.5, 1.5, **frame, palette="sepia")

@@ -63,13 +63,15 @@ def test_dark_and_pale_grains_both_found_with_given_threshold():
         assert labels.max() == 2
 
 
-def test_hue_gate_keeps_a_saturated_red_grain():
+def test_saturated_red_grain_kept_by_the_model_and_by_the_papers_hue_gate():
     frame = plate(seed=7)
     draw_ellipse(frame, 80, 80, 25, 25, (200, 45, 30))    # iron-stained: as saturated as the plate
     draw_ellipse(frame, 170, 220, 25, 25, QUARTZ)
+    paper = SMALL.replace(background="paper")
     for method in ("slic", "fast"):
         assert segment_frame(frame, method, SMALL).max() == 2
-        assert segment_frame(frame, method, SMALL.replace(hue_gate=False)).max() == 1  # saturation only
+        assert segment_frame(frame, method, paper).max() == 2
+        assert segment_frame(frame, method, paper.replace(hue_gate=False)).max() == 1  # saturation only
 
 
 def test_empty_plate_gives_no_grains():
@@ -81,9 +83,11 @@ def test_empty_plate_gives_no_grains():
 def test_frame_without_green_background_is_refused():
     grey = np.full((64, 80, 3), 128, np.uint8)
     with pytest.raises(InputError, match="no green background"):
-        segment_frame(grey, "fast", what="S_1-2cm position 3 layer 0")
-    with pytest.raises(InputError, match="S_1-2cm position 3"):
-        segment_frame(grey, "slic", what="S_1-2cm position 3 layer 0")
+        segment_frame(grey, "fast", SMALL.replace(background="paper"), what="S_1-2cm position 3 layer 0")
+    with pytest.raises(InputError, match="S_1-2cm position 3.*no background found"):
+        segment_frame(grey, "slic", SMALL.replace(background="green"), what="S_1-2cm position 3 layer 0")
+    # auto: a plain grey frame is an empty grey plate
+    assert segment_frame(grey, "fast", SMALL).max() == 0
 
 
 @pytest.mark.parametrize("bad", [np.zeros((64, 80), np.uint8), np.zeros((64, 80, 4), np.uint8),

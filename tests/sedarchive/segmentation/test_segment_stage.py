@@ -28,12 +28,15 @@ PER_GRAIN = ("position", "bbox", "area_px", "chopped", "clump", "sharpness", "sh
 
 
 def in_memory(path: Path, settings: SegmentSettings) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The reference: every position through extract_grains, concatenated."""
+    """The reference: every position through extract_grains (with the sample's plate colour), concatenated."""
+    from sedarchive.segmentation.chunks import learn_plate
+
     pixel = read_attrs(path).get("pixel_size_um")
+    plate_lab = learn_plate(str(path), settings)
     stacks = read_array(path, "stacks")
     images, tables = [], []
     for p, stack in enumerate(stacks):
-        crops, table = extract_grains(stack, settings, position=p, pixel_size_um=pixel)
+        crops, table = extract_grains(stack, settings, position=p, pixel_size_um=pixel, plate_lab=plate_lab)
         images.append(crops)
         tables.append(table)
     return np.concatenate(images), GrainTable.concat(tables, stacks.shape[1], pixel is not None).columns
@@ -132,7 +135,8 @@ def test_bad_frame_fails_its_sample_only_and_writes_nothing(archive, dask_client
     report = run_stage(archive, [KEY, bad_key], dask_client, FAST, quiet=True)
     assert KEY in report.results and read_attrs(good)["status"] == "segmented"
     reason = report.failures[bad_key]
-    assert "BAD_1-2cm position 1" in reason and "no green background" in reason and "\n" not in reason
+    # (before issue 14 the reason was the green rule's "no green background")
+    assert "BAD_1-2cm position 1" in reason and "no background found" in reason and "\n" not in reason
     assert read_attrs(bad)["status"] == "acquired"
     assert "bbox" not in array_names(bad) and "particle_images" not in array_names(bad)
 
