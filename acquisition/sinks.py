@@ -60,12 +60,16 @@ class SampleSink:
         """Create or check the store; return which positions are already done."""
         self.path = prepare_sample(self.archive, self.key, self.plan, devices=self.devices)
         layers = self.plan.n_layers
+        done = catalog.positions_done(self.path)
         try:  # new stores, and stores started before focal heights were recorded
             catalog.create_variables(self.path, {STAGE_Z: (("position", "layer"), (self.plan.n_positions, layers),
                                                            np.float64, (1, layers))}, overwrite=False)
         except ArchiveError:
-            pass  # already there: a resumed scan
-        return catalog.positions_done(self.path)
+            return done  # already there: a resumed scan
+        unknown = np.full((1, layers), np.nan)
+        for position in np.flatnonzero(done):  # taken before heights were recorded: written as unknown (NaN)
+            catalog.write_region(self.path, STAGE_Z, int(position), unknown)
+        return done
 
     def begin(self, store_path: Path, plan: ScanPlan) -> None:
         return None
