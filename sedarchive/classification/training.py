@@ -25,7 +25,7 @@ from sedarchive.classification.metrics import held_out_report, stratified_split
 from sedarchive.classification.model import ClassificationError, ClassifierModel, save_model
 from sedarchive.clustering.model import current_model
 from sedarchive.counting.decisions import EXCLUDE_REASONS, OLD_EXCLUDE_REASONS
-from sedarchive.counting.labels import load_labels, resolve_cluster
+from sedarchive.counting.labels import load_labels, resolve_cluster, stale_note
 
 
 @dataclass
@@ -73,6 +73,8 @@ def training_set(archive: Archive, keys: Sequence[SampleKey], *, morphometrics: 
     corrected_keys = [by_name[s] for s in sorted({s for s, _ in corrections}) if s in by_name]
     used = sorted(set(clustered) | set(corrected_keys))
     if not used:
+        if model is not None and labels.clusters and not labels.belongs_to(model):
+            raise ClassificationError(f"{archive.root}: {stale_note(labels, model)}; no corrected grains either")
         raise ClassificationError(f"{archive.root}: no named clusters in the selected samples and no corrected grains; "
                                   f"name clusters on the review page (`sedarchive review`) first")
     encoders = {read_attrs(archive.sample_path(k)).get("encoder_id") for k in used}

@@ -155,3 +155,16 @@ def test_commands_train_and_classify(tmp_path):
     assert proc.returncode == 0, proc.stderr
     ds = xr.open_zarr(str(archive.classified_path), consolidated=False)
     assert sorted(ds.sample.values) == sorted(k.name for k in TRAIN)
+
+
+def test_training_on_stale_names_says_they_belong_to_another_model(tmp_path, dask_client):
+    import re as _re
+
+    from sedarchive.classification.model import ClassificationError
+
+    archive, _ = _named_archive(tmp_path / "a")
+    text = archive.labels_path.read_text()
+    assert "kmeans_id" in text
+    archive.labels_path.write_text(_re.sub(r"kmeans_id: .*", "kmeans_id: km-of-another-fit", text))
+    with pytest.raises(ClassificationError, match="not of the current"):
+        train(archive, TRAIN, quiet=True)
