@@ -33,6 +33,12 @@ CONVEX_ENOUGH = 0.93
 #: touching look like that, the chambers of a foraminifer grow in size and do not (measured on the
 #: simulator's forams: their similar halves need a neck ratio above 0.44 to split).
 SIMILAR_PIECE_RATIO = 0.7
+#: A frame whose grains cover at least this fraction of it is densely packed: touching is the rule
+#: there, so a neck narrower than :data:`DENSE_NECK_RATIO` is a contact between two grains, and a
+#: small piece is a small grain (not a chamber). The simulator's plates, even dense, cover < 0.4;
+#: a packed real sand (bench/real.py, 20230511_132710955) about 0.67.
+DENSE_COVERAGE = 0.5
+DENSE_NECK_RATIO = 0.8
 SIMILAR_NECK_BONUS = 0.08
 
 
@@ -162,11 +168,12 @@ def trim_edges(score: np.ndarray, labels: np.ndarray, low: float, min_area_px: i
 
 
 def split_object(mask: np.ndarray, neck_ratio: float = 0.5, min_peak_px: float = 3.0,
-                 similar_bonus: float = SIMILAR_NECK_BONUS) -> np.ndarray:
+                 similar_bonus: float = SIMILAR_NECK_BONUS, min_piece_ratio: float = MIN_PIECE_RATIO) -> np.ndarray:
     """Labels (int32, ``1..k``) of the grains of one object's bool ``mask``; 0 outside it.
 
     ``similar_bonus`` is added to ``neck_ratio`` for two pieces of nearly one size
-    (:data:`SIMILAR_PIECE_RATIO`).
+    (:data:`SIMILAR_PIECE_RATIO`); a piece smaller than ``min_piece_ratio`` of its neighbour joins it
+    (through a neck of at least :data:`SMALL_PIECE_NECK`).
 
     Examples
     --------
@@ -212,7 +219,7 @@ def split_object(mask: np.ndarray, neck_ratio: float = 0.5, min_peak_px: float =
                 small, large = min(area[ra], area[rb]), max(area[ra], area[rb])
                 ratio = neck_ratio + (similar_bonus if small >= SIMILAR_PIECE_RATIO * large else 0.0)
                 peak = min(top[ra], top[rb])
-                if saddle >= ratio * peak or (small < MIN_PIECE_RATIO * large and saddle >= SMALL_PIECE_NECK * peak):
+                if saddle >= ratio * peak or (small < min_piece_ratio * large and saddle >= SMALL_PIECE_NECK * peak):
                     top[ra] = max(top[ra], top[rb])
                     area[ra] += area[rb]
                     yield a, b
@@ -226,7 +233,8 @@ def split_touching(labels: np.ndarray, neck_ratio: float = 0.5, min_area_px: int
 
     Only objects less convex than :data:`CONVEX_ENOUGH` are flooded; pieces smaller than
     ``min_area_px`` go back to the neighbouring piece they touch most (or are dropped if alone).
-    Holes are filled last, each grain's own (a gap enclosed by several grains stays plate).
+    Holes are filled last, each grain's own (a gap enclosed by several grains stays plate). In a
+    densely packed frame (:data:`DENSE_COVERAGE`) necks up to :data:`DENSE_NECK_RATIO` are split.
 
     Examples
     --------
@@ -241,6 +249,9 @@ def split_touching(labels: np.ndarray, neck_ratio: float = 0.5, min_area_px: int
 
     out = np.zeros_like(labels, dtype=np.int32)
     n = 0
+    dense = labels.size > 0 and float(np.count_nonzero(labels)) / labels.size >= DENSE_COVERAGE
+    split_kw = dict(neck_ratio=max(neck_ratio, DENSE_NECK_RATIO), min_piece_ratio=0.0) if dense else \
+        dict(neck_ratio=neck_ratio)
     for index, sl in enumerate(ndimage.find_objects(labels), start=1):
         if sl is None:
             continue
@@ -251,7 +262,7 @@ def split_touching(labels: np.ndarray, neck_ratio: float = 0.5, min_area_px: int
             hull = cv2.contourArea(cv2.convexHull(np.concatenate(contours)))
             # convex enough with its own holes filled (a translucent grain showing the plate)
             if hull > 0 and ndimage.binary_fill_holes(mask).sum() / hull < CONVEX_ENOUGH:
-                pieces = split_object(mask, neck_ratio)
+                pieces = split_object(mask, **split_kw)
         if pieces is None or pieces.max() <= 1:
             n += 1
             out[sl][mask] = n
