@@ -31,7 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from groundtruth import box_iou  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("SEDARCHIVE_REAL_DATA", REPO.parent / "shared" / "data" / "real")) / "segmenteverygrain"
+# ../shared/data/real from the repository root; from a git worktree one level deeper, ../../shared
+_SHARED = next((p / "shared" / "data" / "real" for p in (REPO.parent, REPO.parent.parent)
+                if (p / "shared" / "data" / "real").is_dir()), REPO.parent / "shared" / "data" / "real")
+DATA = Path(os.environ.get("SEDARCHIVE_REAL_DATA", _SHARED)) / "segmenteverygrain"
 IMAGES = ("20230511_132710955", "20210705_141816733", "2_1", "1_2", "2346")
 BACKGROUND_LABEL = (84, 1, 68)
 #: Labelled objects smaller than this (pixels) are slivers of a colour split by another grain.

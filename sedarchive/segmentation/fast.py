@@ -15,7 +15,7 @@ import numpy as np
 
 from sedarchive.segmentation.background import background_score, pixel_threshold
 from sedarchive.segmentation.background_model import core_level, distance_map, grain_level, plate_colour
-from sedarchive.segmentation.mask import label_grains
+from sedarchive.segmentation.mask import fill_each, label_grains
 from sedarchive.segmentation.touching import grow_from_cores, split_touching
 
 
@@ -67,4 +67,4 @@ def segment_fast(frame: np.ndarray, *, smooth_px: int = 5, open_px: int = 3, thr
         labels = grow_from_cores(score, min_delta_e, high, min_area_px)
     else:
         labels = label_grains(mask, min_area_px)
-    return split_touching(labels, neck_ratio, min_area_px) if split else labels
+    return split_touching(labels, neck_ratio, min_area_px) if split else fill_each(labels)

@@ -93,7 +93,7 @@ def shape_of(mask: np.ndarray, core_fraction: float = 0.5, lobe_neck: float = 0.
     n_cores = int((sizes >= 0.05 * sizes.max()).sum()) if n > 1 else 0
     from sedarchive.segmentation.touching import split_object
 
-    n_lobes = int(split_object(mask, lobe_neck).max()) if area >= 64 else 1
+    n_lobes = int(split_object(mask, lobe_neck, similar_bonus=0.0).max()) if area >= 64 else 1
     return Shape(area, math.sqrt(4 * area / math.pi), float(min(aspect, 1e6)), float(solidity), n_cores, n_lobes)
 
 

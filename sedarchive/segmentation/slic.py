@@ -10,7 +10,7 @@ import numpy as np
 
 from sedarchive.segmentation.background import background_score, pixel_threshold
 from sedarchive.segmentation.background_model import core_level, distance_map, grain_level, plate_colour
-from sedarchive.segmentation.mask import label_grains
+from sedarchive.segmentation.mask import fill_each, label_grains
 from sedarchive.segmentation.touching import grow_from_cores, split_touching
 
 
@@ -80,4 +80,4 @@ def segment_slic(frame: np.ndarray, *, superpixel_px: int = 10, compactness: flo
         labels = grow_from_cores(pooled, cut, core_level(pooled, cut) if split else cut, min_area_px)
     else:
         labels = label_grains(grain[sp], min_area_px)
-    return split_touching(labels, neck_ratio, min_area_px) if split else labels
+    return split_touching(labels, neck_ratio, min_area_px) if split else fill_each(labels)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sedarchive.segmentation.mask import fill_each
+
 #: How deep into an object (pixels) its blurred edge is trimmed at half its contrast.
 EDGE_PX = 4.0
 #: Two basins grown from cores stay apart only where the score along their border stays this far
@@ -20,8 +22,24 @@ GAP_FRACTION = 0.2
 #: Two pieces are split apart only when the smaller has at least this fraction of the larger's area:
 #: a small chamber of a foraminifer, or the broken end of a test, stays with its grain.
 MIN_PIECE_RATIO = 0.4
+#: ... but only through a neck at least this fraction of the smaller piece's inscribed radius: a
+#: small grain touching a big one at a point stays apart (else a network of touching grains, each
+#: smaller than the grains merged so far, snowballs into one object).
+SMALL_PIECE_NECK = 0.2
 #: Objects at least this convex (area / convex hull area) are single grains: not flooded at all.
 CONVEX_ENOUGH = 0.93
+#: Two pieces of nearly the same size (the smaller at least this fraction of the larger) are split a
+#: little more readily (:data:`SIMILAR_NECK_BONUS` added to the neck ratio): two grains of one size
+#: touching look like that, the chambers of a foraminifer grow in size and do not (measured on the
+#: simulator's forams: their similar halves need a neck ratio above 0.44 to split).
+SIMILAR_PIECE_RATIO = 0.7
+#: A frame whose grains cover at least this fraction of it is densely packed: touching is the rule
+#: there, so a neck narrower than :data:`DENSE_NECK_RATIO` is a contact between two grains, and a
+#: small piece is a small grain (not a chamber). The simulator's plates, even dense, cover < 0.4;
+#: a packed real sand (bench/real.py, 20230511_132710955) about 0.67.
+DENSE_COVERAGE = 0.5
+DENSE_NECK_RATIO = 0.8
+SIMILAR_NECK_BONUS = 0.08
 
 
 def _pair_borders(basins: np.ndarray, value: np.ndarray, n: int, how: str = "max") -> dict[tuple[int, int], float]:
@@ -92,7 +110,7 @@ def grow_from_cores(score: np.ndarray, low: float, high: float, min_area_px: int
 
     from sedarchive.segmentation.mask import label_grains
 
-    objects = trim_edges(score, label_grains(score >= low, min_area_px), low, min_area_px)
+    objects = trim_edges(score, label_grains(score >= low, min_area_px, fill_holes=False), low, min_area_px)
     if high <= low or objects.max() == 0:
         return objects
     inside = objects > 0
@@ -127,7 +145,8 @@ def trim_edges(score: np.ndarray, labels: np.ndarray, low: float, min_area_px: i
 
     A fixed threshold puts the outline of a strongly contrasted grain out on its blurred edge (the
     grain grows with defocus); cutting each object at half the median score of its pixels puts it
-    in the middle of the edge, and drops dim halos that join grains. Holes are filled again.
+    in the middle of the edge, and drops dim halos that join grains. Holes stay (filled per grain
+    after splitting, :func:`~sedarchive.segmentation.mask.fill_each`).
     Returns new int32 labels (objects that fall apart become several).
     """
     from scipy import ndimage
@@ -145,11 +164,16 @@ def trim_edges(score: np.ndarray, labels: np.ndarray, low: float, min_area_px: i
         # only the rim is trimmed: sutures, cavities and dim patches inside a grain stay grain
         depth = cv2.distanceTransform(np.pad(mask, 1).view(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
         keep[sl] |= mask & ((score[sl] >= level) | (depth > EDGE_PX))
-    return label_grains(keep, min_area_px)
+    return label_grains(keep, min_area_px, fill_holes=False)
 
 
-def split_object(mask: np.ndarray, neck_ratio: float = 0.5, min_peak_px: float = 3.0) -> np.ndarray:
+def split_object(mask: np.ndarray, neck_ratio: float = 0.5, min_peak_px: float = 3.0,
+                 similar_bonus: float = SIMILAR_NECK_BONUS, min_piece_ratio: float = MIN_PIECE_RATIO) -> np.ndarray:
     """Labels (int32, ``1..k``) of the grains of one object's bool ``mask``; 0 outside it.
+
+    ``similar_bonus`` is added to ``neck_ratio`` for two pieces of nearly one size
+    (:data:`SIMILAR_PIECE_RATIO`); a piece smaller than ``min_piece_ratio`` of its neighbour joins it
+    (through a neck of at least :data:`SMALL_PIECE_NECK`).
 
     Examples
     --------
@@ -190,8 +214,12 @@ def split_object(mask: np.ndarray, neck_ratio: float = 0.5, min_peak_px: float =
             changed = False
             for (a, b), saddle in sorted(pairs.items(), key=lambda item: -item[1]):
                 ra, rb = root(a), root(b)
-                if ra != rb and (saddle >= neck_ratio * min(top[ra], top[rb]) or
-                                 min(area[ra], area[rb]) < MIN_PIECE_RATIO * max(area[ra], area[rb])):
+                if ra == rb:
+                    continue
+                small, large = min(area[ra], area[rb]), max(area[ra], area[rb])
+                ratio = neck_ratio + (similar_bonus if small >= SIMILAR_PIECE_RATIO * large else 0.0)
+                peak = min(top[ra], top[rb])
+                if saddle >= ratio * peak or (small < min_piece_ratio * large and saddle >= SMALL_PIECE_NECK * peak):
                     top[ra] = max(top[ra], top[rb])
                     area[ra] += area[rb]
                     yield a, b
@@ -205,6 +233,8 @@ def split_touching(labels: np.ndarray, neck_ratio: float = 0.5, min_area_px: int
 
     Only objects less convex than :data:`CONVEX_ENOUGH` are flooded; pieces smaller than
     ``min_area_px`` go back to the neighbouring piece they touch most (or are dropped if alone).
+    Holes are filled last, each grain's own (a gap enclosed by several grains stays plate). In a
+    densely packed frame (:data:`DENSE_COVERAGE`) necks up to :data:`DENSE_NECK_RATIO` are split.
 
     Examples
     --------
@@ -219,6 +249,9 @@ def split_touching(labels: np.ndarray, neck_ratio: float = 0.5, min_area_px: int
 
     out = np.zeros_like(labels, dtype=np.int32)
     n = 0
+    dense = labels.size > 0 and float(np.count_nonzero(labels)) / labels.size >= DENSE_COVERAGE
+    split_kw = dict(neck_ratio=max(neck_ratio, DENSE_NECK_RATIO), min_piece_ratio=0.0) if dense else \
+        dict(neck_ratio=neck_ratio)
     for index, sl in enumerate(ndimage.find_objects(labels), start=1):
         if sl is None:
             continue
@@ -227,8 +260,9 @@ def split_touching(labels: np.ndarray, neck_ratio: float = 0.5, min_area_px: int
         if mask.sum() >= 2 * max(min_area_px, 16):
             contours, _ = cv2.findContours(mask.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
             hull = cv2.contourArea(cv2.convexHull(np.concatenate(contours)))
-            if hull > 0 and mask.sum() / hull < CONVEX_ENOUGH:
-                pieces = split_object(mask, neck_ratio)
+            # convex enough with its own holes filled (a translucent grain showing the plate)
+            if hull > 0 and ndimage.binary_fill_holes(mask).sum() / hull < CONVEX_ENOUGH:
+                pieces = split_object(mask, **split_kw)
         if pieces is None or pieces.max() <= 1:
             n += 1
             out[sl][mask] = n
@@ -239,7 +273,7 @@ def split_touching(labels: np.ndarray, neck_ratio: float = 0.5, min_area_px: int
             if piece.any():
                 n += 1
                 out[sl][piece] = n
-    return out
+    return fill_each(out)
 
 
 def _absorb_small(pieces: np.ndarray, min_area_px: int) -> np.ndarray:

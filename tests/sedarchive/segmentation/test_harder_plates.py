@@ -13,8 +13,8 @@ from sedarchive.errors import InputError
 from sedarchive.segmentation import SegmentSettings, extract_grains, segment_frame
 from sedarchive.segmentation.background_model import plate_colour, rgb_to_lab
 
-#: Measured floors (README, "Segmentation of real photographs"): fast reaches the issue's 0.97 on
-#: every condition; slic falls short on the grey plate (precision 0.95) and dense plates (recall 0.955).
+#: Measured floors (README, "Segmentation on the simulator's harder plates", bench/harder.py): fast
+#: reaches the issue's 0.97 on every condition here; slic falls short on the grey plate (precision 0.951).
 FLOOR = {"fast": 0.97, "slic": 0.94}
 
 
