@@ -23,7 +23,7 @@ import torch
 from catalog.files import atomic_write
 from sedarchive.errors import InputError
 from sedarchive.features.data import CropCache, GrainIndex, batches, to_model_input
-from sedarchive.features.model import GrainVAE, vae_loss
+from sedarchive.features.model import GrainVAE, random_dihedral, vae_loss
 from sedarchive.features.settings import TrainSettings
 from sedarchive.features.store import save_encoder
 
@@ -60,6 +60,8 @@ def fingerprint(settings: TrainSettings, index: GrainIndex) -> str:
     for key in ("epochs", "device", "cache_mb"):
         values.pop(key)
     values["encoder"]["n_layers"] = index.n_layers
+    if not values["encoder"]["invariant"]:
+        del values["encoder"]["invariant"]  # runs from before the setting keep their fingerprint
     if settings.weights:
         path = Path(settings.weights)
         values["weights"] = [path.name, path.stat().st_size if path.is_file() else None]
@@ -123,6 +125,8 @@ def _train(index: GrainIndex, settings: TrainSettings, workdir: Path, progress: 
         start, seen, totals = time.monotonic(), 0, torch.zeros(3, dtype=torch.float64)
         for crops in batches(index, size, settings.batch_size, epoch, settings.seed, settings.shuffle_buffer, cache):
             x = to_model_input(crops, device)
+            if settings.encoder.invariant:  # grains lie any way up: learn them so
+                x = random_dihedral(x)
             if device.type == "cuda":
                 x = x.contiguous()
             with autocast(device, amp):
