@@ -28,7 +28,8 @@ TRAIN_THREADS = 1
 
 TORCHVISION_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 BACKBONES = (*TORCHVISION_BACKBONES, "small")
-PRESETS = ("default", "paper", "cpu", "cpu-paper")
+PRESETS = ("default", "paper", "cpu", "cpu-paper", "contrastive", "cpu-contrastive")
+OBJECTIVES = ("vae", "contrastive")
 DEFAULT_PRESET = "default"
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -83,6 +84,8 @@ class TrainSettings:
     and settings give the same model on every engine. ``None`` (models trained before it was a
     setting) leaves torch's own choice, which a Dask nanny sets to 1 and a plain process to all
     cores. Default :data:`TRAIN_THREADS` (``bench/train_threads.py``).
+    ``objective``: ``vae`` (the paper's: reconstruction + beta KL) or ``contrastive`` (SimCLR-style:
+    two augmented views of each grain, NT-Xent loss at ``temperature``; :mod:`.contrastive`).
     """
 
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
@@ -99,6 +102,8 @@ class TrainSettings:
     max_grains: int | None = None
     threads: int | None = TRAIN_THREADS
     cache_mb: int = 2048
+    objective: str = "vae"
+    temperature: float = 0.2
 
     def __post_init__(self) -> None:
         if isinstance(self.encoder, dict):
@@ -111,6 +116,10 @@ class TrainSettings:
             raise InputError(f"device {self.device!r} is not one of {', '.join(DEVICES)}")
         if self.max_grains is not None and self.max_grains < 1:
             raise InputError("training max_grains must be >= 1 when given")
+        if self.objective not in OBJECTIVES:
+            raise InputError(f"training objective {self.objective!r} is not one of {', '.join(OBJECTIVES)}")
+        if not self.temperature > 0:
+            raise InputError("training temperature must be > 0")
         if self.threads is not None and self.threads < 1:
             raise InputError("training threads must be >= 1 when given")
 
@@ -150,6 +159,10 @@ def preset(name: str) -> TrainSettings:
         return TrainSettings()
     if name == "default":
         return TrainSettings(encoder=EncoderSettings(invariant=True))
+    if name == "contrastive":
+        return TrainSettings(encoder=EncoderSettings(invariant=True), objective="contrastive", batch_size=64)
+    if name == "cpu-contrastive":
+        return replace(preset("cpu"), objective="contrastive", batch_size=64)
     if name in ("cpu", "cpu-paper"):
         return TrainSettings(
             encoder=EncoderSettings(backbone="small", input_size=64, latent_dim=64, decoder_width=64,

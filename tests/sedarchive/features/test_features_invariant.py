@@ -74,7 +74,7 @@ def test_invariance_is_recorded_with_the_model_and_in_the_fingerprint(archive, t
     for key in ("epochs", "device", "cache_mb"):
         values.pop(key)
     values["encoder"]["n_layers"] = index.n_layers
-    del values["encoder"]["invariant"]
+    del values["encoder"]["invariant"], values["objective"], values["temperature"]
     before = hashlib.sha256((json.dumps(values, sort_keys=True) + index.fingerprint()).encode()).hexdigest()[:16]
     assert fingerprint(plain, index) == before
     result = train_and_save(index, INVARIANT, tmp_path / "models")
@@ -91,3 +91,27 @@ def test_presets_paper_unchanged_default_invariant():
     assert preset("default").encoder.invariant and preset("cpu").encoder.invariant
     assert replace(preset("default").encoder, invariant=False) == preset("paper").encoder
     assert replace(preset("cpu").encoder, invariant=False) == preset("cpu-paper").encoder
+
+
+def test_contrastive_preset_trains_saves_and_encodes_like_a_vae(archive, tmp_path):
+    from sedarchive.features.contrastive import augment
+
+    keys = [SampleKey("CON-1", 0, 2)]
+    make_segmented_sample(archive, keys[0], n=24, n_layers=2, size=32, seed=4, chunk=8)
+    index = build_index([archive.sample_path(k) for k in keys])
+    settings = replace(INVARIANT, objective="contrastive", epochs=4, batch_size=12)
+    assert fingerprint(settings, index) != fingerprint(INVARIANT, index)
+    result = train_and_save(index, settings, tmp_path / "models")
+    history = result["history"]
+    assert history[-1]["loss"] < history[0]["loss"], history
+    folder = tmp_path / "models" / f"encoder-{result['model_id']}"
+    info = json.loads((folder / "settings.json").read_text())
+    assert info["train"]["objective"] == "contrastive" and info["train"]["temperature"] == 0.2
+    model, _ = load_encoder(folder)  # no projection head in the saved model: loads as a VAE does
+    crops = _grains(n=3, n_layers=2, seed=6)
+    assert np.abs(encode_crops(model, _turn(crops, 5)) - encode_crops(model, crops)).max() < 1e-4
+    x = torch.rand(5, 2, 3, 8, 8)
+    views = augment(x, torch.Generator().manual_seed(1))
+    assert views.shape == x.shape and float(views.min()) >= 0 and float(views.max()) <= 1
+    assert preset("cpu-contrastive").objective == "contrastive" and preset("cpu-contrastive").encoder.invariant
+    assert preset("contrastive").encoder.backbone == "resnet152"
