@@ -5,7 +5,8 @@
 
 The plates, segmentation, simulated expert and class-fraction errors are ``bench/accuracy.py``'s.
 The plates are simulated and segmented once; then for each encoder candidate (``cpu-paper``: the
-paper's VAE at CPU size; ``cpu``: the same made orientation-free) the real train and encode stages
+paper's VAE at CPU size; ``cpu``: the same made orientation-free; ``cpu-contrastive``: that
+network trained SimCLR-style) the real train and encode stages
 run on a copy, and for each clustering recipe (latent alone, latent + morphometrics at a share
 ``--weight`` of the variance) and K (20, 100) the real cluster stage runs on a copy of that. For
 each it reports:
@@ -37,7 +38,7 @@ import accuracy  # noqa: E402
 
 from catalog import Archive  # noqa: E402
 
-ENCODERS = ("cpu-paper", "cpu")
+ENCODERS = ("cpu-paper", "cpu", "cpu-contrastive")
 
 
 def run(archive: Archive, stages: list[str], settings: dict) -> dict[str, float]:
@@ -99,6 +100,7 @@ def main() -> None:
                         help="share of the variance given to the morphometrics in the '+ morphometrics' candidates")
     parser.add_argument("--ks", default="20,100", help="cluster counts (default 20,100)")
     parser.add_argument("--workdir", help="where the temporary archives go")
+    parser.add_argument("--segmented", help="keep the simulated, segmented archive here and reuse it when it exists")
     parser.add_argument("--json", help="also write the figures here")
     opts = parser.parse_args()
     from sedarchive.features.settings import EncodeSettings, preset
@@ -110,9 +112,10 @@ def main() -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            segmented = root / "segmented"
-            archive = accuracy.simulate(segmented, opts.samples, opts.positions, opts.overlap, opts.density)
-            seg = run(archive, ["segment"], {"segment": SegmentSettings(crop_size=64)})["segment"]
+            segmented = Path(opts.segmented) if opts.segmented else root / "segmented"
+            if not (segmented.exists() and Archive.open(segmented).keys()):
+                archive = accuracy.simulate(segmented, opts.samples, opts.positions, opts.overlap, opts.density)
+            seg = run(Archive.open(segmented), ["segment"], {"segment": SegmentSettings(crop_size=64)})["segment"]
             print(f"segment {seg:.0f} s, load {os.getloadavg()[0]:.1f}", flush=True)
             for name in opts.encoders.split(","):
                 encoded = root / f"encoded-{name}"
