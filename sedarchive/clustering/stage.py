@@ -43,8 +43,8 @@ class ClusterSettings:
     to fit (an error without a model). With neither, an existing model of the same encoder is reused.
     ``proxies`` maps a proxy name to ``{numerator: [classes], denominator: [classes]}`` (None: defaults).
     ``morphometrics``: the share of the feature variance given to the standardised morphometrics
-    (size, elongation, solidity, colour) beside the latent; 0 clusters the latent alone (the
-    paper). The recipe is recorded in the model and used for every later assignment
+    (size, elongation, solidity, colour) beside the latent, where the stores have them; 0 clusters
+    the latent alone (the paper). The recipe is recorded in the model and used for every later assignment
     (:mod:`.features`).
     """
 
@@ -61,7 +61,7 @@ class ClusterSettings:
     umap_all: bool = False
     proxies: dict[str, dict[str, list[str]]] | None = None
     threads: int = 0  # BLAS/OpenMP threads of the fit in this process; 0: the libraries' default
-    morphometrics: float = 0.0
+    morphometrics: float = 0.5  # README "Grain features": the best measured; 0 is the paper's
 
     def fit_settings(self) -> dict[str, Any]:
         """What determines the model (recorded in the model folder and the stores)."""
