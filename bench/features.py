@@ -5,8 +5,8 @@
 
 The plates, segmentation, simulated expert and class-fraction errors are ``bench/accuracy.py``'s.
 The plates are simulated and segmented once; then for each encoder candidate (``cpu-paper``: the
-paper's VAE at CPU size; ``cpu``: the same made orientation-free; ``cpu-contrastive``: that
-network trained SimCLR-style) the real train and encode stages
+paper's VAE at CPU size; ``cpu-vae``: the same made orientation-free; ``cpu``: that network
+trained SimCLR-style, orientation-free) the real train and encode stages
 run on a copy, and for each clustering recipe (latent alone, latent + morphometrics at a share
 ``--weight`` of the variance) and K (20, 100) the real cluster stage runs on a copy of that. For
 each it reports:
@@ -38,7 +38,7 @@ import accuracy  # noqa: E402
 
 from catalog import Archive  # noqa: E402
 
-ENCODERS = ("cpu-paper", "cpu", "cpu-contrastive")
+ENCODERS = ("cpu-paper", "cpu-vae", "cpu")
 
 
 def run(archive: Archive, stages: list[str], settings: dict) -> dict[str, float]:

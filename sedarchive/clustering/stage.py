@@ -61,7 +61,7 @@ class ClusterSettings:
     umap_all: bool = False
     proxies: dict[str, dict[str, list[str]]] | None = None
     threads: int = 0  # BLAS/OpenMP threads of the fit in this process; 0: the libraries' default
-    morphometrics: float = 0.5  # README "Grain features": the best measured; 0 is the paper's
+    morphometrics: float = 0.0  # README "Grain features": no gain with the default (contrastive) encoder
 
     def fit_settings(self) -> dict[str, Any]:
         """What determines the model (recorded in the model folder and the stores)."""

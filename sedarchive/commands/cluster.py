@@ -39,8 +39,8 @@ def add_stage_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--cluster-seed", type=int, metavar="N", help="random seed of the fit and the map (default 0)")
     g.add_argument("--morphometrics", type=float, metavar="W",
                    help="share of the clustering features' variance given to the standardised size, elongation, "
-                        "solidity and colour of the grains beside the latent (default 0.5, the best measured; 0: latent "
-                        "alone, the paper's; "
+                        "solidity and colour of the grains beside the latent (default 0: the latent alone, as the paper "
+                        "and as measured best with the default encoder; 0.5 helped the VAEs; "
                         "recorded in the model, so assigning new samples uses the same recipe)")
 
 

@@ -26,13 +26,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def add_stage_options(parser: argparse.ArgumentParser) -> None:
     """The train stage's own options (also used by ``sedarchive run``)."""
     g = parser.add_argument_group("training the encoder")
-    g.add_argument("--preset", choices=("default", "paper", "cpu", "cpu-paper", "contrastive", "cpu-contrastive"),
-                   help="default: the paper's network (ResNet-152 branches, 280x280, latent 512) made "
-                        "orientation-free (trained on turned and flipped grains, latent averaged over the 8 "
-                        "rotations and flips); paper: exactly the paper's configuration; cpu: a small ResNet on "
-                        "64x64, orientation-free, trains the demo on a laptop CPU; cpu-paper: that network "
-                        "without invariance; contrastive, cpu-contrastive: those networks trained "
-                        "self-supervised (SimCLR-style: turned, flipped, refocused and tinted views of each grain)")
+    g.add_argument("--preset", choices=("default", "paper", "contrastive", "vae", "cpu", "cpu-vae", "cpu-paper"),
+                   help="default (= contrastive): the paper's network (ResNet-152 branches, 280x280, latent 512) "
+                        "trained self-supervised, SimCLR-style, orientation-free (latent averaged over the 8 "
+                        "rotations and flips), the best measured; paper: exactly the paper's VAE; vae: the "
+                        "paper's VAE made orientation-free; cpu: the default's recipe on a small ResNet on "
+                        "64x64 that trains the demo on a laptop CPU; cpu-vae, cpu-paper: that network as an "
+                        "orientation-free VAE and as the paper's VAE")
     g.add_argument("--encoder-settings", metavar="FILE",
                    help="YAML/JSON file with a preset and any fields to override (options below win)")
     g.add_argument("--epochs", type=int, metavar="N", help="training epochs")

@@ -88,9 +88,13 @@ def test_invariance_is_recorded_with_the_model_and_in_the_fingerprint(archive, t
 
 def test_presets_paper_unchanged_default_invariant():
     assert not preset("paper").encoder.invariant and not preset("cpu-paper").encoder.invariant
-    assert preset("default").encoder.invariant and preset("cpu").encoder.invariant
-    assert replace(preset("default").encoder, invariant=False) == preset("paper").encoder
-    assert replace(preset("cpu").encoder, invariant=False) == preset("cpu-paper").encoder
+    assert preset("paper").objective == preset("cpu-paper").objective == "vae"
+    assert preset("default") == preset("contrastive")
+    for name in ("default", "vae", "cpu", "cpu-vae"):
+        assert preset(name).encoder.invariant
+    assert replace(preset("vae").encoder, invariant=False) == preset("paper").encoder
+    assert replace(preset("cpu-vae").encoder, invariant=False) == preset("cpu-paper").encoder
+    assert preset("cpu").encoder == preset("cpu-vae").encoder and preset("cpu").objective == "contrastive"
 
 
 def test_contrastive_preset_trains_saves_and_encodes_like_a_vae(archive, tmp_path):
@@ -113,5 +117,4 @@ def test_contrastive_preset_trains_saves_and_encodes_like_a_vae(archive, tmp_pat
     x = torch.rand(5, 2, 3, 8, 8)
     views = augment(x, torch.Generator().manual_seed(1))
     assert views.shape == x.shape and float(views.min()) >= 0 and float(views.max()) <= 1
-    assert preset("cpu-contrastive").objective == "contrastive" and preset("cpu-contrastive").encoder.invariant
-    assert preset("contrastive").encoder.backbone == "resnet152"
+    assert preset("default").encoder.backbone == "resnet152" and preset("default").objective == "contrastive"
