@@ -63,18 +63,19 @@ def simulate(root: Path, n_samples: int, n_positions: int, overlap: float, densi
     return archive
 
 
-def run_stages(archive: Archive, epochs: int | None, k: int, crop_size: int) -> dict[str, float]:
+def run_stages(archive: Archive, epochs: int | None, k: int, crop_size: int, preset_name: str = "cpu",
+               morphometrics: float = 0.0) -> dict[str, float]:
     from sedarchive.clustering.stage import ClusterSettings
     from sedarchive.dask import dask_client
     from sedarchive.features.settings import EncodeSettings, preset
     from sedarchive.pipeline import STAGES, PipelineSettings, run_pipeline
     from sedarchive.segmentation.settings import SegmentSettings
 
-    train = preset("cpu")
+    train = preset(preset_name)
     if epochs is not None:
         train = replace(train, epochs=epochs)
     settings = PipelineSettings(segment=SegmentSettings(crop_size=crop_size), train=train, encode=EncodeSettings(),
-                                cluster=ClusterSettings(k=k, umap_points=0))
+                                cluster=ClusterSettings(k=k, umap_points=0, morphometrics=morphometrics))
     upto = [s for s in STAGES if s.name in ("segment", "train", "encode", "cluster")]
     with dask_client(n_workers=2, quiet=True) as client:
         report = run_pipeline(archive, archive.keys(), client, settings, stages=upto, quiet=True)
@@ -263,6 +264,9 @@ def main() -> None:
     parser.add_argument("--density", type=float, default=2.0, help="grains per mm2 (default 2.0)")
     parser.add_argument("--epochs", type=int, default=None, help="encoder epochs (default: the cpu preset's)")
     parser.add_argument("--k", type=int, default=100, help="clusters (default 100, the paper's)")
+    parser.add_argument("--preset", default="cpu", help="encoder preset (default cpu; cpu-paper: the paper's VAE)")
+    parser.add_argument("--morphometrics", type=float, default=0.0,
+                        help="share of the clustering features' variance given to the morphometrics (default 0)")
     parser.add_argument("--crop-size", type=int, default=64, help="grain image side in px (default 64, the cpu preset's input)")
     parser.add_argument("--workdir", help="where the temporary archive goes (default: the system temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the archive")
@@ -288,7 +292,7 @@ def main() -> None:
             return
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            stages = run_stages(archive, opts.epochs, opts.k, opts.crop_size)
+            stages = run_stages(archive, opts.epochs, opts.k, opts.crop_size, opts.preset, opts.morphometrics)
             tables = grain_tables(archive)
             named = name_clusters(archive, tables)
             from sedarchive.counting.proportions import write_proportions

@@ -134,9 +134,9 @@ def default_settings(stage: str) -> Any:
 
         return SegmentSettings()
     if stage == "train":
-        from sedarchive.features.settings import preset
+        from sedarchive.features.settings import DEFAULT_PRESET, preset
 
-        return preset("paper")
+        return preset(DEFAULT_PRESET)
     if stage == "encode":
         from sedarchive.features.settings import EncodeSettings
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from catalog import read_array, write_region
 from catalog.store import array_chunks, array_names, array_shape, read_flags
+from sedarchive.clustering.features import FeatureRecipe
 from sedarchive.clustering.model import ClusteringError, load_model_dir
 
 
@@ -53,11 +54,15 @@ def flagged(path: str | Path, n: int) -> tuple[np.ndarray, np.ndarray]:
 class LatentSource:
     """The latents of several stores, read in blocks.
 
-    Grains flagged ``chopped`` or ``clump`` are left out unless ``include_flagged``; rows that are
-    not finite (not encoded) are always left out.
+    Grains flagged ``chopped`` or ``clump`` are left out unless ``include_flagged``; rows whose
+    latent is not finite (not encoded) are always left out. With a ``recipe`` the rows are its
+    raw features (latent + morphometrics) and, with ``transform``, the features it makes of them
+    (:mod:`.features`); ``recipe`` may be set after reading a first sample to fit it.
     """
 
-    def __init__(self, paths: Sequence[str | Path], *, include_flagged: bool = False, block_rows: int = 4096):
+    def __init__(self, paths: Sequence[str | Path], *, include_flagged: bool = False, block_rows: int = 4096,
+                 recipe: FeatureRecipe | None = None, transform: bool = True):
+        self.recipe, self.transform = recipe, transform
         self.stores: list[_Store] = []
         n_features = None
         for path in paths:
@@ -72,7 +77,7 @@ class LatentSource:
             chopped, clump = flagged(path, n)
             eligible = np.ones(n, bool) if include_flagged else ~(chopped | clump)
             self.stores.append(_Store(path, n, eligible))
-        self.n_features = int(n_features or 0)
+        self.latent_dim = self.n_features = int(n_features or 0)
         chunk = min((_chunk_rows(s.path, "latent") for s in self.stores), default=block_rows)
         self.block_rows = max(chunk, (block_rows // chunk) * chunk)
 
@@ -93,11 +98,23 @@ class LatentSource:
             offset += store.n_eligible
             if len(mine):
                 rows = np.flatnonzero(store.eligible)[mine]
-                parts.append(read_array(store.path, "latent", (rows, slice(None))).astype(np.float32, copy=False))
+                parts.append(self._read(store.path, rows))
         if not parts:
             return np.empty((0, self.n_features), np.float32)
-        out = np.concatenate(parts)
-        return out[np.isfinite(out).all(axis=1)]
+        return self._finish(np.concatenate(parts))
+
+    def _read(self, path: Path, rows) -> np.ndarray:
+        if self.recipe is None:
+            sel = rows if isinstance(rows, slice) else (rows, slice(None))
+            return read_array(path, "latent", sel).astype(np.float32, copy=False)
+        return self.recipe.read(path, rows)
+
+    def _finish(self, rows: np.ndarray) -> np.ndarray:
+        """Rows with a finite latent, as features (the recipe applied when there is one)."""
+        rows = rows[np.isfinite(rows[:, :self.latent_dim]).all(axis=1)]
+        if self.recipe is not None and self.transform:
+            rows = self.recipe.apply(rows)
+        return rows
 
     def batches(self, batch_size: int, rng: np.random.Generator, buffer_rows: int = 32768) -> Iterator[np.ndarray]:
         """One pass over every eligible grain in random order: blocks from random stores, shuffled together."""
@@ -113,8 +130,7 @@ class LatentSource:
             keep = store.eligible[start:stop]
             if not keep.any():
                 continue
-            rows = read_array(store.path, "latent", slice(start, stop))[keep].astype(np.float32, copy=False)
-            rows = rows[np.isfinite(rows).all(axis=1)]
+            rows = self._finish(self._read(store.path, slice(start, stop))[keep])
             pending.append(rows)
             held += len(rows)
             if held >= buffer_rows:
@@ -147,25 +163,28 @@ class LatentSource:
                 offset += len(rows)
                 rows = rows[mine]
             if len(rows):
-                out.append(read_array(path, "latent", (rows, slice(None))).astype(np.float32, copy=False))
-        x = np.concatenate(out) if out else np.empty((0, self.n_features), np.float32)
-        return x[np.isfinite(x).all(axis=1)]
+                out.append(self._read(path, rows))
+        if not out:
+            return np.empty((0, self.recipe.n_features if self.recipe else self.n_features), np.float32)
+        return self._finish(np.concatenate(out))
 
 
 def assign_sample(path: str, model_folder: str, block_rows: int = 65536, target: str = "cluster") -> int:
     """Dask task: label every grain of one store with the model in ``model_folder``; returns the count.
 
     The client has created ``target`` (``cluster (particle)`` int32, fill -1, or its staged copy
-    ``cluster.next``); this task writes all of it.
+    ``cluster.next``); this task writes all of it. The grains' features are made with the model's
+    own recipe (latent alone, or latent and morphometrics: :mod:`.features`).
     """
     model = load_model_dir(model_folder)
     n = n_grains(path)
+    recipe = model.recipe(_shape(path, "latent")[1] if n else model.n_features)
     chunk = _chunk_rows(path, target) if n else 1
     step = max(chunk, (block_rows // chunk) * chunk)
     assigned = 0
     for start in range(0, n, step):
-        latents = read_array(path, "latent", slice(start, min(start + step, n)))
-        labels = model.assign(np.asarray(latents, np.float32))
+        features = recipe.apply(recipe.read(path, slice(start, min(start + step, n))))  # the fit's recipe
+        labels = model.assign(features)
         write_region(path, target, start, labels)
         assigned += int((labels >= 0).sum())
     return assigned

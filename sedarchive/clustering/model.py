@@ -76,6 +76,17 @@ class KMeansModel:
     def folder_name(self) -> str:
         return f"kmeans-{self.id}"
 
+    def recipe(self, latent_dim: int):
+        """How this model's features are made from a store (:class:`~.features.FeatureRecipe`)."""
+        from sedarchive.clustering.features import FeatureRecipe
+
+        return FeatureRecipe.from_info(self.info, latent_dim)
+
+    @property
+    def latent_dim(self) -> int:
+        """Latent features the model expects (its centres may add morphometrics after them)."""
+        return int(self.info.get("features", {}).get("latent_dim", self.n_features))
+
     def assign(self, latents: np.ndarray) -> np.ndarray:
         from sedarchive.clustering.kmeans import assign_grains
 

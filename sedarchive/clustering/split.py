@@ -45,7 +45,8 @@ def split_cluster(archive: Archive, cluster_id: int, n: int = 2, *, client: Any 
             if read_attrs(row.path).get("kmeans_id") == old.id and "cluster" in array_names(row.path)]
     settings_fit = old.info.get("settings", {})
     source = LatentSource([archive.sample_path(k) for k in keys],
-                          include_flagged=bool(settings_fit.get("include_flagged", False)))
+                          include_flagged=bool(settings_fit.get("include_flagged", False)),
+                          recipe=old.recipe(old.latent_dim))  # the features the model was fitted on
     members = source.latents_where("cluster", cluster_id, max_grains, np.random.default_rng(seed))
     if len(members) < n:
         raise ClusteringError(f"cluster {cluster_id} has {len(members)} grains: too few to split into {n}")

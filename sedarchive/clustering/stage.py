@@ -42,6 +42,10 @@ class ClusterSettings:
     ``refit`` fits a new model even when one exists for the samples' encoder; ``assign_only`` refuses
     to fit (an error without a model). With neither, an existing model of the same encoder is reused.
     ``proxies`` maps a proxy name to ``{numerator: [classes], denominator: [classes]}`` (None: defaults).
+    ``morphometrics``: the share of the feature variance given to the standardised morphometrics
+    (size, elongation, solidity, colour) beside the latent, where the stores have them; 0 clusters
+    the latent alone (the paper). The recipe is recorded in the model and used for every later assignment
+    (:mod:`.features`).
     """
 
     k: int = 100
@@ -57,10 +61,11 @@ class ClusterSettings:
     umap_all: bool = False
     proxies: dict[str, dict[str, list[str]]] | None = None
     threads: int = 0  # BLAS/OpenMP threads of the fit in this process; 0: the libraries' default
+    morphometrics: float = 0.0  # README "Grain features": no gain with the default (contrastive) encoder
 
     def fit_settings(self) -> dict[str, Any]:
         """What determines the model (recorded in the model folder and the stores)."""
-        keep = ("k", "batch_size", "max_epochs", "tol", "init_size", "include_flagged", "seed")
+        keep = ("k", "batch_size", "max_epochs", "tol", "init_size", "include_flagged", "seed", "morphometrics")
         return {k: getattr(self, k) for k in keep}
 
     @classmethod
@@ -76,6 +81,9 @@ class ClusterSettings:
             raise ClusteringError(f"cluster settings: need k >= 2, batch_size >= 1, max_epochs >= 1, "
                                   f"umap_points >= 0 (got k={self.k}, batch_size={self.batch_size}, "
                                   f"max_epochs={self.max_epochs}, umap_points={self.umap_points})")
+        if not 0 <= self.morphometrics < 1:
+            raise ClusteringError(f"cluster settings: morphometrics {self.morphometrics} is not in [0, 1) "
+                                  f"(the share of the feature variance given to size, shape and colour)")
         if self.refit and self.assign_only:
             raise ClusteringError("--refit and --assign-only exclude each other")
 
@@ -98,16 +106,27 @@ def encoder_of(archive: Archive, keys: Sequence[SampleKey]) -> str | None:
 def fit_model(archive: Archive, keys: Sequence[SampleKey], settings: ClusterSettings, encoder_id: str | None,
               *, quiet: bool = False) -> KMeansModel:
     """Stream the latents of ``keys`` through MiniBatchKMeans; returns the (unsaved) model."""
+    from sedarchive.clustering.features import FeatureRecipe, fit_recipe, morphometric_columns
     from sedarchive.clustering.kmeans import fit_streamed, initial_centres
     from sedarchive.clustering.latents import LatentSource
 
-    source = LatentSource([archive.sample_path(k) for k in keys], include_flagged=settings.include_flagged)
+    paths = [archive.sample_path(k) for k in keys]
+    source = LatentSource(paths, include_flagged=settings.include_flagged)
+    columns = morphometric_columns(paths) if settings.morphometrics > 0 else ()
     if source.n_grains < settings.k:
         raise ClusteringError(f"{source.n_grains} grains in {len(keys)} samples: fewer than K = {settings.k} "
                               f"clusters (lower --k)")
     rng = np.random.default_rng(settings.seed)
     init_size = settings.init_size or max(20 * settings.k, 3 * settings.batch_size)
-    start = source.sample(init_size, rng)
+    recipe = FeatureRecipe(source.latent_dim)
+    if columns:  # the recipe's numbers come from the grains that start the fit
+        source.recipe, source.transform = FeatureRecipe(source.latent_dim, columns, settings.morphometrics), False
+        raw = source.sample(init_size, rng)
+        recipe = fit_recipe(raw, source.latent_dim, columns, settings.morphometrics)
+        source.recipe, source.transform = recipe, True
+        start = recipe.apply(raw)
+    else:
+        start = source.sample(init_size, rng)
     if len(start) < settings.k:
         raise ClusteringError(f"only {len(start)} grains with finite latents: fewer than K = {settings.k}")
     say = None if quiet else (lambda msg: print(f"cluster: {msg}", file=sys.stderr, flush=True))
@@ -122,6 +141,8 @@ def fit_model(archive: Archive, keys: Sequence[SampleKey], settings: ClusterSett
                            seed=settings.seed, progress=say)
     info = {"settings": settings.fit_settings(), "n_grains_fit": fit.n_grains, "n_samples_fit": len(keys),
             "mean_sq_distance": fit.mean_sq_distance, "n_epochs": fit.n_epochs, "n_batches": fit.n_batches}
+    if recipe.uses_morphometrics:
+        info["features"] = recipe.to_dict()
     return KMeansModel(fit.centres, encoder_id, info=info)
 
 
@@ -154,8 +175,8 @@ def run_stage(archive: Archive, keys: Sequence[SampleKey], client: Any, settings
     if settings.refit or not usable:
         model = fit_model(archive, keys, settings, encoder_id, quiet=quiet)
         save_model(archive, model, make_current=False)  # current only once every sample is labelled
-    elif model.n_features != _n_features(archive, keys[0]):
-        raise ClusteringError(f"the K-means model has {model.n_features} features, {keys[0].name} "
+    elif model.latent_dim != _n_features(archive, keys[0]):
+        raise ClusteringError(f"the K-means model takes {model.latent_dim} latent features, {keys[0].name} "
                               f"{_n_features(archive, keys[0])}; run with --refit")
     report = assign(archive, keys, client, model, settings, quiet=quiet, all_or_none=True)
     if report.failures:

@@ -37,6 +37,11 @@ def add_stage_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--cluster-settings", metavar="FILE",
                    help="YAML or TOML file of cluster settings (k, batch_size, max_epochs, proxies, ...)")
     g.add_argument("--cluster-seed", type=int, metavar="N", help="random seed of the fit and the map (default 0)")
+    g.add_argument("--morphometrics", type=float, metavar="W",
+                   help="share of the clustering features' variance given to the standardised size, elongation, "
+                        "solidity and colour of the grains beside the latent (default 0: the latent alone, as the paper "
+                        "and as measured best with the default encoder; 0.5 helped the VAEs; "
+                        "recorded in the model, so assigning new samples uses the same recipe)")
 
 
 def settings_from(args: argparse.Namespace):
@@ -50,6 +55,7 @@ def settings_from(args: argparse.Namespace):
         "umap_points": getattr(args, "umap_points", None),
         "umap_all": getattr(args, "umap_all", None),
         "seed": getattr(args, "cluster_seed", None),
+        "morphometrics": getattr(args, "morphometrics", None),
     }
     if getattr(args, "cluster_settings", None):
         settings = ClusterSettings.from_file(args.cluster_settings, **overrides)

@@ -26,9 +26,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def add_stage_options(parser: argparse.ArgumentParser) -> None:
     """The train stage's own options (also used by ``sedarchive run``)."""
     g = parser.add_argument_group("training the encoder")
-    g.add_argument("--preset", choices=("paper", "cpu"),
-                   help="paper: ResNet-152 branches, 280x280, latent 512 (default); cpu: a small ResNet on 64x64, "
-                        "trains the demo on a laptop CPU")
+    g.add_argument("--preset", choices=("default", "paper", "contrastive", "vae", "cpu", "cpu-vae", "cpu-paper"),
+                   help="default (= contrastive): the paper's network (ResNet-152 branches, 280x280, latent 512) "
+                        "trained self-supervised, SimCLR-style, orientation-free (latent averaged over the 8 "
+                        "rotations and flips), the best measured; paper: exactly the paper's VAE; vae: the "
+                        "paper's VAE made orientation-free; cpu: the default's recipe on a small ResNet on "
+                        "64x64 that trains the demo on a laptop CPU; cpu-vae, cpu-paper: that network as an "
+                        "orientation-free VAE and as the paper's VAE")
     g.add_argument("--encoder-settings", metavar="FILE",
                    help="YAML/JSON file with a preset and any fields to override (options below win)")
     g.add_argument("--epochs", type=int, metavar="N", help="training epochs")
@@ -49,16 +53,16 @@ def add_stage_options(parser: argparse.ArgumentParser) -> None:
 def settings_from(args: argparse.Namespace):
     """The :class:`~sedarchive.features.settings.TrainSettings` of the parsed options.
 
-    Precedence: the preset (``--preset``, else the file's ``preset``, else ``paper``), then the
+    Precedence: the preset (``--preset``, else the file's ``preset``, else ``default``), then the
     settings file, then the options given.
     """
     from dataclasses import replace
 
-    from sedarchive.features.settings import apply_overrides, preset, read_settings_file
+    from sedarchive.features.settings import DEFAULT_PRESET, apply_overrides, preset, read_settings_file
 
     path = getattr(args, "encoder_settings", None)
     values = read_settings_file(path) if path else {}
-    settings = preset(getattr(args, "preset", None) or values.get("preset") or "paper")
+    settings = preset(getattr(args, "preset", None) or values.get("preset") or DEFAULT_PRESET)
     settings = apply_overrides(settings, values, source=str(path))
     picked = {name: getattr(args, name, None) for name in
               ("epochs", "batch_size", "weights", "include_flagged", "device", "seed")}

@@ -15,7 +15,7 @@ from catalog import read_array, write_region
 from catalog.store import array_shape
 from sedarchive.errors import InputError
 from sedarchive.features.data import IMAGES, resize_crops, to_model_input
-from sedarchive.features.model import GrainVAE
+from sedarchive.features.model import GrainVAE, invariant_mu
 from sedarchive.features.train import autocast, resolve_device
 
 LATENT = "latent"
@@ -29,6 +29,7 @@ def encode_crops(model: GrainVAE, crops: np.ndarray, batch_size: int = 64,
     """``mu`` of every grain: ``(grain, layer, py, px, 3)`` uint8 -> ``(grain, latent_dim)`` float32.
 
     Crops are resized to the model's input size. The model is used as it is (device, eval mode).
+    An ``invariant`` model gives the mean ``mu`` over the 8 rotations and flips of each grain.
 
     Examples
     --------
@@ -48,7 +49,7 @@ def encode_crops(model: GrainVAE, crops: np.ndarray, batch_size: int = 64,
         for start in range(0, len(crops), batch_size):
             x = to_model_input(resize_crops(crops[start:start + batch_size], settings.input_size), device)
             with autocast(device, mixed_precision):
-                mu, _ = model.encode(x)
+                mu = invariant_mu(model, x) if settings.invariant else model.encode(x)[0]
             out[start:start + len(x)] = mu.float().cpu().numpy()
     return out
 

@@ -161,6 +161,40 @@ class GrainVAE(nn.Module):
         return self.decode(z), mu, logvar
 
 
+def dihedral(x: torch.Tensor, i: int) -> torch.Tensor:
+    """The ``i``-th of the 8 rotations and flips (0: none) of square images (the last two dimensions).
+
+    ``i % 4`` quarter turns, then a left-right flip when ``i >= 4``.
+
+    Examples
+    --------
+    >>> x = torch.arange(4.0).view(1, 2, 2)
+    >>> [dihedral(x, i).flatten().tolist() for i in (0, 1, 4)]
+    [[0.0, 1.0, 2.0, 3.0], [1.0, 3.0, 0.0, 2.0], [1.0, 0.0, 3.0, 2.0]]
+    """
+    out = torch.rot90(x, i % 4, dims=(-2, -1)) if i % 4 else x
+    return torch.flip(out, dims=(-1,)) if i >= 4 else out
+
+
+def random_dihedral(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Every grain of ``(batch, ...)`` turned and flipped at random (one draw per grain, all layers alike)."""
+    draw = torch.randint(0, 8, (x.shape[0],), generator=generator).tolist()
+    out = x.clone()
+    for i in set(draw) - {0}:
+        rows = [j for j, d in enumerate(draw) if d == i]
+        out[rows] = dihedral(x[rows], i)
+    return out
+
+
+def invariant_mu(model: GrainVAE, x: torch.Tensor) -> torch.Tensor:
+    """The mean ``mu`` of grains over their 8 rotations and flips: the same for a grain turned or flipped."""
+    total = None
+    for i in range(8):
+        mu, _ = model.encode(dihedral(x, i))
+        total = mu.float() if total is None else total + mu.float()
+    return total / 8
+
+
 def vae_loss(recon: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
              beta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Loss = pixel MSE + beta * KL(N(mu, sigma) || N(0, 1)), both per pixel value of a grain.

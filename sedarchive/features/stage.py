@@ -26,7 +26,7 @@ from sedarchive.errors import InputError
 from sedarchive.features.data import IMAGES, build_index
 from sedarchive.features.encode import LATENT, LATENT_CHUNK, encode_store
 from sedarchive.features.registry import find_trained, resolve_encoder, set_current
-from sedarchive.features.settings import EncodeSettings, TrainSettings, preset
+from sedarchive.features.settings import DEFAULT_PRESET, EncodeSettings, TrainSettings, preset
 from sedarchive.features.store import encoder_dir, load_encoder, read_history, read_info
 from sedarchive.features.train import fingerprint, read_progress, resolve_device, train_and_save, training_dir
 from sedarchive.progress import ProgressBar
@@ -39,7 +39,7 @@ def train_stage(archive: Archive, keys: list[SampleKey], client: Any, settings: 
     ``report.results["encoder"]`` holds the model id, grain count and history; samples that could
     not be used (not segmented, missing flags) are in ``report.failures``.
     """
-    settings = settings if settings is not None else preset("paper")  # None: the stage's defaults
+    settings = settings if settings is not None else preset(DEFAULT_PRESET)  # None: the stage's defaults
     if settings.weights and not Path(settings.weights).is_file():
         raise InputError(f"weights file {settings.weights} does not exist")
     on_gpu_worker = client is not None and has_gpu_workers(client)

@@ -23,7 +23,7 @@ import torch
 from catalog.files import atomic_write
 from sedarchive.errors import InputError
 from sedarchive.features.data import CropCache, GrainIndex, batches, to_model_input
-from sedarchive.features.model import GrainVAE, vae_loss
+from sedarchive.features.model import GrainVAE, random_dihedral, vae_loss
 from sedarchive.features.settings import TrainSettings
 from sedarchive.features.store import save_encoder
 
@@ -60,6 +60,10 @@ def fingerprint(settings: TrainSettings, index: GrainIndex) -> str:
     for key in ("epochs", "device", "cache_mb"):
         values.pop(key)
     values["encoder"]["n_layers"] = index.n_layers
+    if not values["encoder"]["invariant"]:
+        del values["encoder"]["invariant"]  # runs from before the setting keep their fingerprint
+    if values["objective"] == "vae":
+        del values["objective"], values["temperature"]  # likewise
     if settings.weights:
         path = Path(settings.weights)
         values["weights"] = [path.name, path.stat().st_size if path.is_file() else None]
@@ -101,7 +105,13 @@ def _train(index: GrainIndex, settings: TrainSettings, workdir: Path, progress: 
     workdir.mkdir(parents=True, exist_ok=True)  # only once the model (and its weights file) is fine
     if device.type == "cuda":
         model = model.use_channels_last()
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+    head = None
+    if settings.objective == "contrastive":
+        from sedarchive.features.contrastive import ProjectionHead
+
+        head = ProjectionHead(settings.encoder.latent_dim).to(device)  # seeded after the model: reproducible
+    params = list(model.parameters()) + (list(head.parameters()) if head is not None else [])
+    optimizer = torch.optim.Adam(params, lr=settings.learning_rate)
     amp = settings.mixed_precision and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp and not torch.cuda.is_bf16_supported())
     history: list[dict[str, Any]] = []
@@ -112,6 +122,8 @@ def _train(index: GrainIndex, settings: TrainSettings, workdir: Path, progress: 
         if state.get("fingerprint") != run_id:
             raise InputError(f"{checkpoint} belongs to another training run; remove {workdir} to start over")
         model.load_state_dict(state["model"])
+        if head is not None:
+            head.load_state_dict(state["head"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         history = json.loads(state["history"])
@@ -123,11 +135,20 @@ def _train(index: GrainIndex, settings: TrainSettings, workdir: Path, progress: 
         start, seen, totals = time.monotonic(), 0, torch.zeros(3, dtype=torch.float64)
         for crops in batches(index, size, settings.batch_size, epoch, settings.seed, settings.shuffle_buffer, cache):
             x = to_model_input(crops, device)
+            if settings.encoder.invariant:  # grains lie any way up: learn them so
+                x = random_dihedral(x)
             if device.type == "cuda":
                 x = x.contiguous()
-            with autocast(device, amp):
-                recon, mu, logvar = model(x)
-            loss, mse, kl = vae_loss(recon, x, mu, logvar, settings.beta)
+            if head is not None:
+                from sedarchive.features.contrastive import contrastive_loss
+
+                with autocast(device, amp):
+                    loss = contrastive_loss(model, head, x, settings.temperature)
+                mse = kl = torch.zeros((), device=loss.device)
+            else:
+                with autocast(device, amp):
+                    recon, mu, logvar = model(x)
+                loss, mse, kl = vae_loss(recon, x, mu, logvar, settings.beta)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -143,7 +164,8 @@ def _train(index: GrainIndex, settings: TrainSettings, workdir: Path, progress: 
         history.append(record)
         _save_checkpoint(workdir, {"fingerprint": run_id, "model": model.state_dict(),
                                    "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                                   "history": json.dumps(history)})
+                                   "history": json.dumps(history),
+                                   **({"head": head.state_dict()} if head is not None else {})})
         _write_json(workdir / PROGRESS, {"epochs": settings.epochs, "history": history})
         if progress is not None:
             progress({**record, "epochs": settings.epochs})

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from catalog import Archive, SampleKey, read_array, read_attrs
-from catalog.errors import ArchiveError
+from catalog.errors import ArchiveError, SedarchiveError
 from catalog.store import array_names
 from sedarchive.clustering.model import current_model
 from sedarchive.counting import decisions
@@ -116,8 +116,11 @@ class ReviewState:
         side = np.maximum(t["bbox_y1"] - t["bbox_y0"], t["bbox_x1"] - t["bbox_x0"]).to_numpy(float) * px
         return round(float(np.percentile(side, 95)), 1)
 
-    def _latents(self, rows: np.ndarray) -> np.ndarray:
-        """The latents of table rows ``rows`` (NaN rows where a sample has none), read a sample at a time."""
+    def _latents(self, rows: np.ndarray, model=None) -> np.ndarray:
+        """The latents of table rows ``rows`` (NaN rows where a sample has none), read a sample at a time.
+
+        With a K-means ``model``: the features it clusters (its recipe may add morphometrics).
+        """
         rows = np.asarray(rows, np.int64)
         out: np.ndarray | None = None
         sub = self.table.iloc[rows]
@@ -126,6 +129,13 @@ class ReviewState:
             if "latent" not in array_names(path):
                 continue
             values = read_array(path, "latent")
+            if model is not None and values.shape[1] == model.latent_dim:
+                recipe = model.recipe(model.latent_dim)
+                if recipe.uses_morphometrics:
+                    try:
+                        values = recipe.apply(recipe.read(path, slice(None)))
+                    except SedarchiveError:  # a sample without the measures: shown in the default order
+                        pass
             if out is None:
                 out = np.full((len(rows), values.shape[1]), np.nan, np.float32)
             out[where] = values[sub["particle"].to_numpy()[where]]
@@ -139,7 +149,7 @@ class ReviewState:
         if cached is not None:
             return cached
         model = current_model(self.archive)
-        latents = self._latents(rows)
+        latents = self._latents(rows, model)
         samples = self.table["sample"].to_numpy()[rows]
         if model is None or latents.shape[1] != model.n_features or not 0 <= cluster < model.n_centres:
             result = rows, np.full(len(rows), 2, np.int64)

@@ -44,3 +44,21 @@ def test_cuda_mixed_precision_mu_is_close_to_cpu():
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, expected, atol=0.05 * float(np.abs(expected).max()) + 1e-3)
     np.testing.assert_allclose(encode_crops(gpu, crops, mixed_precision=False), expected, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("objective", ["vae", "contrastive"])
+def test_invariant_and_contrastive_training_and_encoding_on_cuda(archive, tmp_path, objective):
+    """Issue 13: the orientation-free VAE and the contrastive objective on CUDA with mixed precision."""
+    key = SampleKey("GPU-2", 0, 2)
+    make_segmented_sample(archive, key, n=40, n_layers=3, size=32)
+    index = build_index([archive.sample_path(key)])
+    settings = replace(TINY, device="cuda", epochs=3, objective=objective, batch_size=16,
+                       encoder=replace(TINY.encoder, invariant=True))
+    model, history = train_encoder(index, settings, tmp_path / "run")
+    losses = [h["loss"] for h in history]
+    assert next(model.parameters()).is_cuda and all(np.isfinite(losses)) and losses[-1] < losses[0]
+    crops = np.random.default_rng(1).integers(0, 255, (6, 3, 32, 32, 3), dtype=np.uint8)
+    turned = np.ascontiguousarray(np.rot90(crops, 1, axes=(2, 3)))
+    mu, mu_turned = encode_crops(model, crops), encode_crops(model, turned)
+    assert np.isfinite(mu).all()
+    np.testing.assert_allclose(mu_turned, mu, atol=0.05 * float(np.abs(mu).max()) + 1e-3)  # bf16 sums

@@ -64,7 +64,7 @@ def test_options_override_file_and_preset(tmp_path):
     assert (s.epochs, s.seed, s.encoder.latent_dim, s.include_flagged, s.device) == (7, 5, 48, True, "cpu")
     assert s.encoder.backbone == "small"
     s = train_cmd.settings_from(parser.parse_args([]))
-    assert s == preset("paper")
+    assert s == preset("default") and s.encoder.invariant  # the paper network, orientation-free
     e = encode_cmd.settings_from(parser.parse_args(["--encode-batch-size", "8", "--encoder", "abc"]))
     assert (e.force, e.batch_size, e.model, e.device) == (False, 8, "abc", "auto")
     sub = argparse.ArgumentParser().add_subparsers()

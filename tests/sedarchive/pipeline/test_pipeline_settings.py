@@ -15,7 +15,8 @@ def test_every_stage_has_defaults_and_given_settings_win():
     assert settings.for_stage("cluster").k == 7
     for stage in STAGES:
         assert settings.for_stage(stage.name) is not None
-    assert default_settings("train").encoder.backbone == "resnet152"  # the paper preset
+    assert default_settings("train").encoder.backbone == "resnet152"  # the paper network (default preset)
+    assert default_settings("train").encoder.invariant
     assert default_settings("encode").batch_size == 64
 
 

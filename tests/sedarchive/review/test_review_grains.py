@@ -135,3 +135,28 @@ def test_similar_endpoint(review_server):
     body = json.loads(resp.read())
     conn.close()
     assert resp.status == 200 and len(body["grains"]) == 5
+
+
+def test_typical_grains_are_typical_in_the_models_own_features(clustered_archive):
+    """A model fitted on latent + morphometrics orders its grains by those features (issue 13)."""
+    from sedarchive.clustering import ClusterSettings, run_stage
+
+    keys = clustered_archive.keys()
+    report = run_stage(clustered_archive, keys, None,
+                       ClusterSettings(k=4, umap_points=0, refit=True, morphometrics=0.5), quiet=True)
+    assert report.ok, report.failures
+    model = current_model(clustered_archive)
+    assert model.info.get("features") and model.n_features > model.latent_dim
+    recipe = model.recipe(model.latent_dim)
+    review = ReviewState(clustered_archive, "tester")
+    features = {}
+    for cid in review.sizes:
+        grains = review.cluster_grains(cid, 0, 200)["grains"]
+        dist = []
+        for g in grains:
+            path = clustered_archive.sample_path(SampleKey.from_name(g["sample"]))
+            if g["sample"] not in features:
+                features[g["sample"]] = recipe.apply(recipe.read(path, slice(None)))
+            dist.append(np.linalg.norm(features[g["sample"]][g["particle"]] - model.centres[cid]))
+        assert dist[0] == pytest.approx(min(dist), rel=1e-5)
+        assert grains[0]["role"] == "typical"
