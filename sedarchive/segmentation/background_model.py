@@ -14,6 +14,8 @@ The paper's rule (HSV saturation, :mod:`~sedarchive.segmentation.background`) st
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from sedarchive.errors import InputError
@@ -232,14 +234,25 @@ def _quadratic_surface(lab: np.ndarray, weight: np.ndarray, fallback: np.ndarray
     if w.sum() < 50:
         return np.broadcast_to(fallback, lab.shape).astype(np.float32)
 
-    def design(yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
-        u, v = (xx / width - 0.5) * 2, (yy / height - 0.5) * 2
-        return np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=-1).astype(np.float32)
-
-    a = design(ys.ravel()[w], xs.ravel()[w])
+    a = _design(ys.ravel()[w], xs.ravel()[w], height, width)
     coef, *_ = np.linalg.lstsq(a, lab[::step, ::step].reshape(-1, 3)[w], rcond=None)
+    return (_full_design(height, width) @ coef.astype(np.float32)).astype(np.float32)
+
+
+def _design(yy: np.ndarray, xx: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The quadratic terms ``1, u, v, u², uv, v²`` (float32) of pixels ``yy, xx`` in [-1, 1] coordinates."""
+    u, v = (xx / width - 0.5) * 2, (yy / height - 0.5) * 2
+    return np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=-1).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=2)
+def _full_design(height: int, width: int) -> np.ndarray:
+    """:func:`_design` of every pixel of a frame, read-only: the same for every frame of a size (kept,
+    it cost a third of the fast kernel when built for each of its 3 passes per frame)."""
     full_y, full_x = np.mgrid[0:height, 0:width]
-    return (design(full_y, full_x) @ coef.astype(np.float32)).astype(np.float32)
+    design = _design(full_y, full_x, height, width)
+    design.setflags(write=False)
+    return design
 
 
 def core_level(distance: np.ndarray, low: float) -> float:
