@@ -196,7 +196,8 @@ def distance_map(frame: np.ndarray, plate_lab: np.ndarray, *, min_plate_fraction
     lab = smoothed_lab(frame, smooth_sigma)
     height, width = lab.shape[:2]
     plate_lab = np.asarray(plate_lab, np.float32)
-    near = _delta_e(lab, plate_lab) < PLATE_TOLERANCE * 1.5
+    from_plate = _delta_e(lab, plate_lab)  # also the first pass's distance (its local colour is the plate's)
+    near = from_plate < PLATE_TOLERANCE * 1.5
     fraction = float(near[::4, ::4].mean())
     if fraction < min_plate_fraction:
         rgb = lab_to_rgb(plate_lab)
@@ -204,10 +205,9 @@ def distance_map(frame: np.ndarray, plate_lab: np.ndarray, *, min_plate_fraction
                          f"colour {rgb[0]},{rgb[1]},{rgb[2]}, need {100 * min_plate_fraction:.0f}%): "
                          "a grain fills the frame, or it shows another plate")
     small = (max(1, round(width / cell_px)), max(1, round(height / cell_px)))
-    local = np.broadcast_to(plate_lab, lab.shape)
     tolerance = PLATE_TOLERANCE * 1.5
-    for _ in range(3):
-        distance = _delta_e(lab, local)
+    for i in range(3):
+        distance = from_plate if i == 0 else _delta_e(lab, local)
         weight = (distance < tolerance).astype(np.float32)
         # later passes: plate is what lies within 3x the plate's own spread (faint grains are not plate)
         tolerance = float(np.clip(3.0 * np.median(distance[::2, ::2][weight[::2, ::2] > 0]), 3.0, PLATE_TOLERANCE)) \
