@@ -1,6 +1,6 @@
 """Segmentation benchmark: detection quality against the simulated truth, and speed of slic and fast.
 
-    python bench/segment.py [--quick] [--positions N] [--json FILE]
+    python bench/segment.py [--quick] [--positions N] [--methods fast] [--workers 2] [--json FILE]
 
 On a simulated sample of full-size frames (1280x1024, 6 focal layers, 1.5 µm per pixel, as at the
 paper's 80x) it measures:
@@ -30,23 +30,25 @@ from groundtruth import detection_scores  # noqa: E402
 PAPER_FRAMES = 58_302
 
 
-def kernel_speed(stacks: np.ndarray, n_frames: int) -> dict:
+def kernel_speed(stacks: np.ndarray, n_frames: int, methods: tuple[str, ...] = ("slic", "fast")) -> dict:
     """Frames per second of segment_frame for both methods, and their mask IoU, on the same frames."""
     from sedarchive.segmentation import SegmentSettings, segment_frame
 
     frames = stacks.reshape(-1, *stacks.shape[2:])[:n_frames]
     settings = SegmentSettings()
     out, masks = {}, {}
-    for method in ("fast", "slic"):
+    for method in methods:
         segment_frame(frames[0], method, settings)  # warm-up: imports, caches
         start = time.perf_counter()
         masks[method] = [segment_frame(f, method, settings) > 0 for f in frames]
         out[f"{method}_frames_per_s"] = len(frames) / (time.perf_counter() - start)
+    out["n_frames"] = len(frames)
+    if set(methods) != {"slic", "fast"}:
+        return out
     inter = sum(int((a & b).sum()) for a, b in zip(masks["slic"], masks["fast"]))
     union = sum(int((a | b).sum()) for a, b in zip(masks["slic"], masks["fast"]))
     out["mask_iou"] = inter / union
     out["speedup"] = out["fast_frames_per_s"] / out["slic_frames_per_s"]
-    out["n_frames"] = len(frames)
     return out
 
 
@@ -57,14 +59,17 @@ def stage_speed(archive, key, method: str, n_workers: int) -> tuple[float, dict]
     from acquisition.sim import read_truth
     from catalog import read_array
     from catalog.store import array_names, drop_variables
+    from sedarchive.dask.environ import worker_config
     from sedarchive.segmentation import SegmentSettings
     from sedarchive.segmentation.stage import run_stage
 
     settings = SegmentSettings(method=method, positions_per_task=1)
     path = archive.sample_path(key)
     n_frames = int(np.prod(read_array(path, "stacks", (slice(None), slice(None), 0, 0, 0)).shape))
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      silence_logs=40) as cluster, Client(cluster) as client:
+    with worker_config():  # workers as sedarchive starts them (no malloc trim)
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                               silence_logs=40)
+    with cluster, Client(cluster) as client:
         client.run(lambda: __import__("sedarchive.segmentation.chunks") and __import__("skimage.segmentation"))
         # A fresh sample: what an earlier run wrote is removed outside the timing.
         drop_variables(path, [n for n in array_names(path) if n not in ("stacks", "stage_xy_mm", "position_done")])
@@ -85,9 +90,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--positions", type=int, help="stack positions of the simulated sample (default 4, quick 2)")
     parser.add_argument("--grains-per-mm2", type=float, default=10.0, help="grain density of the simulated plate")
     parser.add_argument("--clump-fraction", type=float, default=0.1, help="share of grains dropped touching another")
+    parser.add_argument("--methods", default="slic,fast", help="comma-separated methods (default slic,fast)")
+    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     n_positions = args.positions or (2 if args.quick else 4)
+    methods = tuple(m for m in args.methods.split(",") if m)
+    worker_counts = tuple(int(w) for w in args.workers.split(",") if w)
+    if not methods or set(methods) - {"slic", "fast"} or not worker_counts or min(worker_counts) < 1:
+        parser.error("--methods takes slic and/or fast, --workers positive integers")
 
     from acquisition.sim import simulate_sample
     from catalog import Archive, SampleKey, read_array
@@ -100,10 +111,10 @@ def main(argv: list[str] | None = None) -> int:
                                seed=7, pixel_size_um=1.5, grains_per_mm2=args.grains_per_mm2,
                                clump_fraction=args.clump_fraction)
         stacks = read_array(path, "stacks")
-        figures["kernels"] = kernel_speed(stacks, 6 if args.quick else 12)
+        figures["kernels"] = kernel_speed(stacks, 6 if args.quick else 12, methods)
         figures["stage"] = {}
-        for method in ("slic", "fast"):
-            for n_workers in (1, 2):
+        for method in methods:
+            for n_workers in worker_counts:
                 rate, scores = stage_speed(archive, key, method, n_workers)
                 figures["stage"][f"{method}/{n_workers}"] = {"frames_per_s": rate, **scores}
 
@@ -111,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"simulated sample: {n_positions} positions x 6 layers of 1280x1024 (1.5 um/px), "
           f"{args.grains_per_mm2:g} grains/mm2; figures taken on a shared machine under load")
     print()
-    print(f"kernels ({k['n_frames']} frames, 1 process): slic {k['slic_frames_per_s']:.2f} frames/s, "
-          f"fast {k['fast_frames_per_s']:.1f} frames/s, fast/slic {k['speedup']:.0f}x, mask IoU {k['mask_iou']:.3f}")
+    rates = ", ".join(f"{m} {k[f'{m}_frames_per_s']:.2f} frames/s" for m in methods)
+    both = f", fast/slic {k['speedup']:.0f}x, mask IoU {k['mask_iou']:.3f}" if "mask_iou" in k else ""
+    print(f"kernels ({k['n_frames']} frames, 1 process): {rates}{both}")
     print()
     header = ("method", "workers", "frames/s", "58,302 frames", "recall", "precision", "median IoU",
               "chopped ok", "chopped flagged", "clump ok", "clump R/P")
@@ -128,11 +140,17 @@ def main(argv: list[str] | None = None) -> int:
     for row in [header, *rows]:
         print("  ".join(str(c).rjust(w) for c, w in zip(row, widths)))
     stage = figures["stage"]
-    for method in ("slic", "fast"):
-        scaling = stage[f"{method}/2"]["frames_per_s"] / stage[f"{method}/1"]["frames_per_s"]
-        figures[f"{method}_2_over_1_workers"] = scaling
-        print(f"{method}: 2 workers / 1 worker = {scaling:.2f}x")
-    s = stage["slic/1"]
+    for method in methods:
+        kernel = k[f"{method}_frames_per_s"]
+        for n_workers in worker_counts:
+            share = stage[f"{method}/{n_workers}"]["frames_per_s"] / kernel
+            figures["stage"][f"{method}/{n_workers}"]["share_of_kernel"] = share
+            print(f"{method}, {n_workers} workers: the stage at {100 * share:.0f} % of the one-process kernel's frames/s")
+        if {1, 2} <= set(worker_counts):
+            scaling = stage[f"{method}/2"]["frames_per_s"] / stage[f"{method}/1"]["frames_per_s"]
+            figures[f"{method}_2_over_1_workers"] = scaling
+            print(f"{method}: 2 workers / 1 worker = {scaling:.2f}x")
+    s = next(iter(stage.values()))
     print(f"truth: {s['n_true']} objects, {s['n_chopped']} chopped, {s['n_clump']} clumps")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))

@@ -42,6 +42,19 @@ def stacks_codec() -> BloscCodec:
     return BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle", typesize=1)
 
 
+def grains_codec() -> BloscCodec:
+    """The lossless codec of grain crops (``particle_images``): Blosc lz4 with bit-shuffle.
+
+    It encodes 3.5x faster than zstd-3 and decodes 1.6x faster for about 20 % more bytes (see
+    bench/codec.py); the codec is in each array's metadata, so stores written with zstd still read.
+    """
+    return BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle", typesize=1)
+
+
+#: The codecs ``create_variables`` gives its ``compressed`` arrays, by name.
+CODECS = {"stacks": stacks_codec, "grains": grains_codec}
+
+
 def status_rank(status: str) -> int:
     """Position of ``status`` in the order of stages (``acquiring`` first)."""
     try:
@@ -288,14 +301,18 @@ def create_variables(
     *,
     fill_values: Mapping[str, Any] | None = None,
     compressed: Iterable[str] = (),
+    codec: str = "stacks",
     overwrite: bool = True,
 ) -> None:
     """Add empty arrays to a store (metadata only); workers then fill them with :func:`write_region`.
 
     ``variables`` maps a name to ``(dims, shape, dtype, chunks)``. Existing arrays of the same names
     are replaced when ``overwrite`` (a stage that runs again starts clean). Names in ``compressed``
-    use the codec of ``stacks`` (for image arrays such as ``particle_images``).
+    use the image codec ``codec`` of :data:`CODECS` (``stacks``, or ``grains`` for grain crops such
+    as ``particle_images``).
     """
+    if codec not in CODECS:
+        raise ArchiveError(f"unknown codec {codec!r}; expected one of {', '.join(CODECS)}")
     group = _group(path, "r+")
     fill_values = dict(fill_values or {})
     compressed = set(compressed)
@@ -315,7 +332,7 @@ def create_variables(
             dtype=dtype,
             fill_value=fill,
             dimension_names=list(dims),
-            compressors=[stacks_codec()] if name in compressed else "auto",
+            compressors=[CODECS[codec]()] if name in compressed else "auto",
             attributes={EVERY_CHUNK: True},
         )
     consolidate(path)

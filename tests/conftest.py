@@ -34,6 +34,10 @@ def dask_client():
     """One LocalCluster (2 worker processes, 1 thread each) shared by the whole session."""
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      silence_logs=40) as cluster, Client(cluster) as client:
+    from sedarchive.dask.environ import worker_config
+
+    with worker_config():  # workers as sedarchive starts them: without Dask's malloc trim
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                               silence_logs=40)
+    with cluster, Client(cluster) as client:
         yield client

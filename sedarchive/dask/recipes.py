@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from catalog.errors import SedarchiveError
+from sedarchive.dask import environ
 
 KINDS = ("local", "ssh", "slurm", "kubernetes")
 
@@ -265,6 +266,8 @@ def slurm_groups(recipe: Recipe) -> tuple[dict[str, Any], list[WorkerGroup]]:
         if extra:
             job["worker_extra_args"] = extra
         job["job_name"] = f"sedarchive-{name}"
+        prologue = list(job.get("job_script_prologue") or [])
+        job["job_script_prologue"] = [*prologue, environ.prologue_line()]  # no malloc trim (see environ)
         groups.append(WorkerGroup(name, int(group.get("jobs", 1)), job))
     return cluster_kwargs, groups
 
@@ -331,6 +334,9 @@ def kubernetes_spec(recipe: Recipe) -> tuple[dict[str, Any], list[dict[str, Any]
         if not isinstance(doc, dict) or doc.get("kind") != "DaskWorkerGroup" or "worker" not in doc.get("spec", {}):
             raise RecipeError(f"{spec_path}: other documents must be DaskWorkerGroup resources with spec.worker")
         groups.append(copy.deepcopy(doc))
+    for worker in [cluster["spec"]["worker"], *(g["spec"]["worker"] for g in groups)]:
+        if isinstance(worker.get("spec"), dict):
+            environ.add_to_containers(worker["spec"])  # no malloc trim in the workers (see environ)
     return cluster, groups
 
 

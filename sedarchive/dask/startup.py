@@ -73,9 +73,12 @@ def start_cluster(path: str | Path) -> Iterator[Any]:
     >>> with start_cluster("deploy/local.yaml") as cluster:  # doctest: +SKIP
     ...     print(cluster.dashboard_link)
     """
+    from sedarchive.dask.environ import worker_config
+
     recipe = load_recipe(path)
     try:
-        cluster = _start(recipe)
+        with worker_config():  # local and SSH workers without Dask's MALLOC_TRIM_THRESHOLD_
+            cluster = _start(recipe)
     except SedarchiveError:
         raise
     except Exception as err:  # noqa: BLE001 - every start-up failure becomes one line

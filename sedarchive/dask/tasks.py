@@ -73,7 +73,10 @@ def dask_client(
             yield client
         return
     n_workers = n_workers or max(1, min(os.cpu_count() or 1, 4))
-    with contextlib.redirect_stderr(open(os.devnull, "w")) if quiet else contextlib.nullcontext():
+    from sedarchive.dask.environ import worker_config
+
+    quiet_cm = contextlib.redirect_stderr(open(os.devnull, "w")) if quiet else contextlib.nullcontext()
+    with quiet_cm, worker_config():  # workers without Dask's MALLOC_TRIM_THRESHOLD_ (see environ)
         dask_cluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=threads_per_worker,

@@ -102,11 +102,14 @@ def extract_grains(stack: np.ndarray, settings: SegmentSettings | None = None, *
         return np.zeros((0, n_layers, settings.crop_size, settings.crop_size, 3), np.uint8), \
             GrainTable.empty(n_layers, with_um)
     boxes = [g.box for g in grains]
-    occupied = np.zeros(stack.shape[1:3], bool)
-    for g in grains:
-        y0, x0, y1, x1 = g.box
-        occupied[y0:y1, x0:x1] |= g.masks.any(0)
-    images = crop_grains(stack, boxes, settings.crop_size, pad=settings.pad, fill=plate_colour(stack[0], occupied))
+    fill = (0, 0, 0)  # unused without padding: the plate's colour is worked out only for ``pad``
+    if settings.pad:
+        occupied = np.zeros(stack.shape[1:3], bool)
+        for g in grains:
+            y0, x0, y1, x1 = g.box
+            occupied[y0:y1, x0:x1] |= g.masks.any(0)
+        fill = plate_colour(stack[0], occupied)
+    images = crop_grains(stack, boxes, settings.crop_size, pad=settings.pad, fill=fill)
     rows: dict[str, list] = {name: [] for name in VARIABLES}
     for g in grains:
         sharp = sharpness(stack, g.box)

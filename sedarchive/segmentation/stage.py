@@ -188,7 +188,7 @@ def _create_particle_arrays(archive: Archive, key: SampleKey, n_particles: int, 
         shape = (n_particles, *(trailing[d] for d in dims))
         variables[name] = (("particle", *dims), shape, dtype, (max(n_particles, 1), *shape[1:]))
     create_variables(path, {staged_name(n): v for n, v in variables.items()},
-                     compressed=(staged_name("particle_images"),))
+                     compressed=(staged_name("particle_images"),), codec="grains")
 
 
 def _swap_in_particles(archive: Archive, key: SampleKey, names: list[str]) -> None:

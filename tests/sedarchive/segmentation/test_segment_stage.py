@@ -76,6 +76,8 @@ def test_dask_stage_equals_in_memory(archive, dask_client, method):
     assert ds["particle_images"].dims == ("particle", "layer", "py", "px", "channel")
     assert ds["bbox"].dims == ("particle", "corner") and ds["sharpness"].dims == ("particle", "layer")
     assert ds.sizes["particle"] == len(images)
+    meta = json.loads((path / "particle_images" / "zarr.json").read_text())  # the grain codec (bench/codec.py)
+    assert [c["configuration"]["cname"] for c in meta["codecs"] if c["name"] == "blosc"] == ["lz4"]
 
 
 def test_rerun_skips_and_new_settings_or_force_redo(archive, dask_client):
