@@ -70,6 +70,39 @@ def replace_dir(work: str | Path, path: str | Path) -> Path:
     return path
 
 
+def write_new_dir(path: str | Path, fill: Callable[[Path], Any]) -> Path:
+    """Write a folder named by its content (a model) once: ``fill`` writes a temporary folder, renamed.
+
+    Nothing happens when ``path`` exists; when another process writes the same folder meanwhile,
+    its copy stays (same name, same content) and this one is dropped.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "models" / "kmeans-1"
+    >>> sorted(p.name for p in write_new_dir(target, lambda d: (d / "a.json").write_text("{}")).iterdir())
+    ['a.json']
+    """
+    path = Path(path)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        fill(tmp)
+        tmp.rename(path)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not path.exists():
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
 def write_dataset(ds: Any, path: str | Path) -> Path:
     """Write an xarray Dataset as a whole Zarr v3 store beside ``path``, then swap it in."""
     path = Path(path)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from catalog import Archive
-from catalog.files import atomic_write
+from catalog.files import write_new_dir
 from catalog.models import read_current, update_current
 from catalog.store import json_default, software_version
 from sedarchive.errors import InputError
@@ -109,12 +107,7 @@ def model_dir(archive: Archive, model_id: str) -> Path:
 
 def save_model(archive: Archive, model: ClassifierModel, *, make_current: bool = True) -> Path:
     """Write ``models/classifier-<id>/`` (a temporary folder renamed) and name it current."""
-    final = model_dir(archive, model.id)
-    if not final.exists():
-        archive.models_dir.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
+    def fill(tmp: Path) -> None:
         for name in _ARRAYS:
             np.save(tmp / f"{name}.npy", getattr(model, name), allow_pickle=False)
         meta = {**model.info, "id": model.id, "classes": model.classes, "counted": model.counted,
@@ -122,11 +115,9 @@ def save_model(archive: Archive, model: ClassifierModel, *, make_current: bool =
                 "training_digest": model.training_digest,
                 "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 "software_version": software_version()}
-        atomic_write(tmp / "model.json", json.dumps(meta, indent=2, default=json_default) + "\n")
-        try:
-            tmp.rename(final)
-        except OSError:  # the same model saved meanwhile: same content
-            shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "model.json").write_text(json.dumps(meta, indent=2, default=json_default) + "\n")
+
+    final = write_new_dir(model_dir(archive, model.id), fill)
     if make_current:
         update_current(archive, {CURRENT_KEY: final.name})
     return final

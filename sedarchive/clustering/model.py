@@ -9,8 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from catalog import Archive
+from catalog.files import write_new_dir
 from catalog.models import read_current, update_current
 from catalog.store import json_default, software_version
 from sedarchive.errors import InputError
@@ -101,12 +100,7 @@ def model_dir(archive: Archive, model_id: str) -> Path:
 
 def save_model(archive: Archive, model: KMeansModel, *, make_current: bool = True) -> Path:
     """Write the model folder (atomically: a temporary folder renamed) and name it current."""
-    final = model_dir(archive, model.id)
-    if not final.exists():
-        archive.models_dir.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
+    def fill(tmp: Path) -> None:
         np.save(tmp / "centres.npy", model.centres, allow_pickle=False)
         meta = {
             **model.info,
@@ -120,10 +114,8 @@ def save_model(archive: Archive, model: KMeansModel, *, make_current: bool = Tru
             "software_version": software_version(),
         }
         (tmp / "settings.json").write_text(json.dumps(meta, indent=2, default=json_default) + "\n")
-        try:
-            tmp.rename(final)
-        except OSError:  # another process saved the same model meanwhile: same content
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    final = write_new_dir(model_dir(archive, model.id), fill)
     if make_current:
         update_current(archive, {CURRENT_KEY: final.name})
     return final
