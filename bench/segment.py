@@ -83,14 +83,17 @@ def stage_speed(archive, key, method: str, n_workers: int) -> tuple[float, dict]
         # A fresh sample: what an earlier run wrote is removed outside the timing.
         drop_variables(path, [n for n in array_names(path) if n not in ("stacks", "stage_xy_mm", "position_done")])
         archive.set_status(key, "acquired")
+        cpu = sum(client.run(time.process_time).values()) + time.process_time()
         start = time.perf_counter()
         report = run_stage(archive, [key], client, settings, quiet=True)
         elapsed = time.perf_counter() - start
+        # CPU of the workers and of this process (the client): what the stage costs whatever the load
+        cpu = sum(client.run(time.process_time).values()) + time.process_time() - cpu
     if not report.ok:
         raise SystemExit(f"segment failed: {report.failures}")
     scores = detection_scores(read_array(path, "position"), read_array(path, "bbox"), read_array(path, "chopped"),
                               read_array(path, "clump"), read_truth(path))
-    return n_frames / elapsed, scores
+    return n_frames / elapsed, {**scores, "cpu_ms_per_frame": 1000 * cpu / n_frames}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         for n_workers in worker_counts:
             share = stage[f"{method}/{n_workers}"]["frames_per_s"] / kernel
             figures["stage"][f"{method}/{n_workers}"]["share_of_kernel"] = share
-            print(f"{method}, {n_workers} workers: the stage at {100 * share:.0f} % of the one-process kernel's frames/s")
+            print(f"{method}, {n_workers} workers: the stage at {100 * share:.0f} % of the one-process kernel's frames/s; "
+                  f"{stage[f'{method}/{n_workers}']['cpu_ms_per_frame']:.0f} ms CPU a frame (workers and client), "
+                  f"at most {2000 / stage[f'{method}/{n_workers}']['cpu_ms_per_frame']:.0f} frames/s on 2 idle cores")
         if {1, 2} <= set(worker_counts):
             scaling = stage[f"{method}/2"]["frames_per_s"] / stage[f"{method}/1"]["frames_per_s"]
             figures[f"{method}_2_over_1_workers"] = scaling

@@ -154,11 +154,10 @@ def plate_colour(frames, background: str | tuple[int, int, int] = "auto") -> np.
     >>> lab_to_rgb(plate_colour([frame]))
     (20, 20, 25)
     """
-    lab = _samples(frames)
     if isinstance(background, tuple):
-        return _densest(lab, rgb_to_lab(background))
+        return _densest(_samples(frames), rgb_to_lab(background))
     if background in NAMED:
-        return _densest(lab, rgb_to_lab(NAMED[background]))
+        return _densest(_samples(frames), rgb_to_lab(NAMED[background]))
     return _connected_cluster(frames)
 
 
