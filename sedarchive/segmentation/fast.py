@@ -2,12 +2,15 @@
 
 It draws the same grains as :mod:`~sedarchive.segmentation.slic` without superpixels. With the
 background model (the default) a pixel is grain when its colour is at least ``min_delta_e`` away
-from the local plate colour (:func:`~sedarchive.segmentation.background_model.distance_map`, which
-smooths away the noise; by default ``min_delta_e`` follows the plate's own spread,
-:func:`~sedarchive.segmentation.background_model.grain_level`); with ``background="paper"`` the saturation is smoothed over a small window
-(what averaging over a superpixel does) and thresholded with Otsu's method. The mask is opened to
-drop noise, labelled, and touching grains split. ``bench/segment.py`` and ``bench/real.py``
-measure it.
+from the local plate colour (the ΔE of
+:func:`~sedarchive.segmentation.background_model.distance_map`, which smooths away the noise; by
+default ``min_delta_e`` follows the plate's own spread,
+:func:`~sedarchive.segmentation.background_model.grain_level`). The plate model is learnt on the
+shrunk frame (once per stack position) and the full-resolution ΔE, outlines and splitting are
+worked out only where grains may be (:mod:`~sedarchive.segmentation.regions`). With
+``background="paper"`` the saturation is smoothed over a small window (what averaging over a
+superpixel does) and thresholded with Otsu's method. The mask is opened to drop noise, labelled,
+and touching grains split. ``bench/segment.py`` and ``bench/real.py`` measure it.
 """
 from __future__ import annotations
 
