@@ -7,8 +7,9 @@ paper's 80x) it measures:
 
 - quality of the stored grains of each method against the ground truth (``bench/groundtruth.py``):
   recall, precision, median box IoU, chopped and clump flag agreement;
-- the kernels alone, in this process: frames per second of ``segment_frame`` for slic and fast,
-  and the mask IoU between the two methods on the same frames;
+- the kernels alone, in this process: frames per second (and CPU ms per frame) of slic and fast on
+  whole stacks (``segment_stack`` with the sample's plate colour, as the stage runs them), and the
+  mask IoU between the two methods on the same frames;
 - the whole ``segment`` stage on a LocalCluster with 1 and 2 worker processes (segment, crop,
   measure, write), in frames per second, and the paper's 58,302 frames extrapolated at that rate.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -30,19 +32,26 @@ from groundtruth import detection_scores  # noqa: E402
 PAPER_FRAMES = 58_302
 
 
-def kernel_speed(stacks: np.ndarray, n_frames: int, methods: tuple[str, ...] = ("slic", "fast")) -> dict:
-    """Frames per second of segment_frame for both methods, and their mask IoU, on the same frames."""
-    from sedarchive.segmentation import SegmentSettings, segment_frame
+def kernel_speed(stacks: np.ndarray, n_stacks: int, methods: tuple[str, ...] = ("slic", "fast")) -> dict:
+    """Frames per second of the segmentation kernels for both methods, and their mask IoU, on the same
+    frames: whole stacks (``segment_stack``) with the sample's plate colour learnt once, as the stage
+    segments them (the fast method learns each position's plate model on its middle layer)."""
+    from sedarchive.segmentation import SegmentSettings
+    from sedarchive.segmentation.background_model import plate_colour
+    from sedarchive.segmentation.grains import segment_stack
 
-    frames = stacks.reshape(-1, *stacks.shape[2:])[:n_frames]
+    stacks = stacks[:n_stacks]
     settings = SegmentSettings()
+    plate_lab = plate_colour([stacks[0][len(stacks[0]) // 2]], settings.background)
     out, masks = {}, {}
     for method in methods:
-        segment_frame(frames[0], method, settings)  # warm-up: imports, caches
-        start = time.perf_counter()
-        masks[method] = [segment_frame(f, method, settings) > 0 for f in frames]
-        out[f"{method}_frames_per_s"] = len(frames) / (time.perf_counter() - start)
-    out["n_frames"] = len(frames)
+        segment_stack(stacks[0], settings, method=method, plate_lab=plate_lab)  # warm-up: imports, caches
+        start, cpu = time.perf_counter(), time.process_time()
+        masks[method] = [labels > 0 for stack in stacks
+                         for labels in segment_stack(stack, settings, method=method, plate_lab=plate_lab)]
+        out[f"{method}_frames_per_s"] = len(masks[method]) / (time.perf_counter() - start)
+        out[f"{method}_cpu_ms_per_frame"] = 1000 * (time.process_time() - cpu) / len(masks[method])
+    out["n_frames"] = len(masks[methods[0]])
     if set(methods) != {"slic", "fast"}:
         return out
     inter = sum(int((a & b).sum()) for a, b in zip(masks["slic"], masks["fast"]))
@@ -74,14 +83,17 @@ def stage_speed(archive, key, method: str, n_workers: int) -> tuple[float, dict]
         # A fresh sample: what an earlier run wrote is removed outside the timing.
         drop_variables(path, [n for n in array_names(path) if n not in ("stacks", "stage_xy_mm", "position_done")])
         archive.set_status(key, "acquired")
+        cpu = sum(client.run(time.process_time).values()) + time.process_time()
         start = time.perf_counter()
         report = run_stage(archive, [key], client, settings, quiet=True)
         elapsed = time.perf_counter() - start
+        # CPU of the workers and of this process (the client): what the stage costs whatever the load
+        cpu = sum(client.run(time.process_time).values()) + time.process_time() - cpu
     if not report.ok:
         raise SystemExit(f"segment failed: {report.failures}")
     scores = detection_scores(read_array(path, "position"), read_array(path, "bbox"), read_array(path, "chopped"),
                               read_array(path, "clump"), read_truth(path))
-    return n_frames / elapsed, scores
+    return n_frames / elapsed, {**scores, "cpu_ms_per_frame": 1000 * cpu / n_frames}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                                seed=7, pixel_size_um=1.5, grains_per_mm2=args.grains_per_mm2,
                                clump_fraction=args.clump_fraction)
         stacks = read_array(path, "stacks")
-        figures["kernels"] = kernel_speed(stacks, 6 if args.quick else 12, methods)
+        figures["kernels"] = kernel_speed(stacks, 1 if args.quick else 2, methods)
         figures["stage"] = {}
         for method in methods:
             for n_workers in worker_counts:
@@ -119,10 +131,12 @@ def main(argv: list[str] | None = None) -> int:
                 figures["stage"][f"{method}/{n_workers}"] = {"frames_per_s": rate, **scores}
 
     k = figures["kernels"]
+    print(f"load average {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores at the end")
     print(f"simulated sample: {n_positions} positions x 6 layers of 1280x1024 (1.5 um/px), "
           f"{args.grains_per_mm2:g} grains/mm2; figures taken on a shared machine under load")
     print()
-    rates = ", ".join(f"{m} {k[f'{m}_frames_per_s']:.2f} frames/s" for m in methods)
+    rates = ", ".join(f"{m} {k[f'{m}_frames_per_s']:.2f} frames/s ({k[f'{m}_cpu_ms_per_frame']:.0f} ms CPU a frame)"
+                      for m in methods)
     both = f", fast/slic {k['speedup']:.0f}x, mask IoU {k['mask_iou']:.3f}" if "mask_iou" in k else ""
     print(f"kernels ({k['n_frames']} frames, 1 process): {rates}{both}")
     print()
@@ -145,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         for n_workers in worker_counts:
             share = stage[f"{method}/{n_workers}"]["frames_per_s"] / kernel
             figures["stage"][f"{method}/{n_workers}"]["share_of_kernel"] = share
-            print(f"{method}, {n_workers} workers: the stage at {100 * share:.0f} % of the one-process kernel's frames/s")
+            print(f"{method}, {n_workers} workers: the stage at {100 * share:.0f} % of the one-process kernel's frames/s; "
+                  f"{stage[f'{method}/{n_workers}']['cpu_ms_per_frame']:.0f} ms CPU a frame (workers and client), "
+                  f"at most {2000 / stage[f'{method}/{n_workers}']['cpu_ms_per_frame']:.0f} frames/s on 2 idle cores")
         if {1, 2} <= set(worker_counts):
             scaling = stage[f"{method}/2"]["frames_per_s"] / stage[f"{method}/1"]["frames_per_s"]
             figures[f"{method}_2_over_1_workers"] = scaling

@@ -154,11 +154,10 @@ def plate_colour(frames, background: str | tuple[int, int, int] = "auto") -> np.
     >>> lab_to_rgb(plate_colour([frame]))
     (20, 20, 25)
     """
-    lab = _samples(frames)
     if isinstance(background, tuple):
-        return _densest(lab, rgb_to_lab(background))
+        return _densest(_samples(frames), rgb_to_lab(background))
     if background in NAMED:
-        return _densest(lab, rgb_to_lab(NAMED[background]))
+        return _densest(_samples(frames), rgb_to_lab(NAMED[background]))
     return _connected_cluster(frames)
 
 
@@ -190,8 +189,6 @@ def distance_map(frame: np.ndarray, plate_lab: np.ndarray, *, min_plate_fraction
     >>> bool(d[30, 25] > 40), bool(d[5, 60] < 10)
     (True, True)
     """
-    import cv2
-
     check_blank(frame, what)
     lab = smoothed_lab(frame, smooth_sigma)
     height, width = lab.shape[:2]
@@ -204,25 +201,41 @@ def distance_map(frame: np.ndarray, plate_lab: np.ndarray, *, min_plate_fraction
         raise InputError(f"{what}: no background found ({100 * fraction:.1f}% of pixels look like the plate "
                          f"colour {rgb[0]},{rgb[1]},{rgb[2]}, need {100 * min_plate_fraction:.0f}%): "
                          "a grain fills the frame, or it shows another plate")
-    small = (max(1, round(width / cell_px)), max(1, round(height / cell_px)))
+    local = local_plate(lab, plate_lab, (max(1, round(width / cell_px)), max(1, round(height / cell_px))),
+                        from_plate)
+    return _delta_e(lab, local).astype(np.float32)
+
+
+def local_plate(lab: np.ndarray, plate_lab: np.ndarray, cells: tuple[int, int],
+                from_plate: np.ndarray | None = None, fast_fit: bool = False) -> np.ndarray:
+    """The local plate colour (Lab, float32, the shape of ``lab``) of a smoothed Lab image.
+
+    A quadratic surface through the plate pixels plus their mean residual over ``cells`` (columns,
+    rows) cells, in three passes (:func:`distance_map`); ``from_plate`` is ``lab``'s ΔE from
+    ``plate_lab`` when already known; ``fast_fit``: see :func:`_quadratic_surface`.
+    """
+    import cv2
+
+    height, width = lab.shape[:2]
     tolerance = PLATE_TOLERANCE * 1.5
     for i in range(3):
-        distance = from_plate if i == 0 else _delta_e(lab, local)
+        distance = (from_plate if from_plate is not None else _delta_e(lab, plate_lab)) if i == 0 \
+            else _delta_e(lab, local)
         weight = (distance < tolerance).astype(np.float32)
         # later passes: plate is what lies within 3x the plate's own spread (faint grains are not plate)
         tolerance = float(np.clip(3.0 * np.median(distance[::2, ::2][weight[::2, ::2] > 0]), 3.0, PLATE_TOLERANCE)) \
             if weight.any() else PLATE_TOLERANCE
         # the light's slow trend (vignetting, a gradient): a quadratic surface through the plate pixels
-        trend = _quadratic_surface(lab, weight, plate_lab)
+        trend = _quadratic_surface(lab, weight, plate_lab, fast_fit)
         residual = (lab - trend) * weight[..., None]
-        sums = cv2.resize(residual, small, interpolation=cv2.INTER_AREA)
-        counts = cv2.resize(weight, small, interpolation=cv2.INTER_AREA)
+        sums = cv2.resize(residual, cells, interpolation=cv2.INTER_AREA)
+        counts = cv2.resize(weight, cells, interpolation=cv2.INTER_AREA)
         # what the surface misses, cell by cell; cells without plate borrow from their neighbours
         sums = cv2.GaussianBlur(sums, (0, 0), 1.0)
         counts = cv2.GaussianBlur(counts, (0, 0), 1.0)
         cell = sums / (counts + 0.05)[..., None]
         local = trend + cv2.resize(cell, (width, height), interpolation=cv2.INTER_LINEAR)
-    return _delta_e(lab, local).astype(np.float32)
+    return local
 
 
 def _delta_e(lab: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -235,17 +248,27 @@ def _delta_e(lab: np.ndarray, other: np.ndarray) -> np.ndarray:
     return np.sqrt(total)
 
 
-def _quadratic_surface(lab: np.ndarray, weight: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    """Least-squares quadratic surface (per Lab channel) through the pixels of weight 1, full size."""
+def _quadratic_surface(lab: np.ndarray, weight: np.ndarray, fallback: np.ndarray,
+                       fast_fit: bool = False) -> np.ndarray:
+    """Least-squares quadratic surface (per Lab channel) through the pixels of weight 1, full size.
+
+    ``fast_fit`` solves the normal equations (in float64) instead of ``lstsq``'s SVD: the same
+    surface to float32 rounding, several times cheaper.
+    """
     height, width = lab.shape[:2]
     step = max(1, int(np.sqrt(height * width / 20000)))
-    ys, xs = np.mgrid[0:height:step, 0:width:step]
     w = weight[::step, ::step].ravel() > 0
     if w.sum() < 50:
         return np.broadcast_to(fallback, lab.shape).astype(np.float32)
 
-    a = _design(ys.ravel()[w], xs.ravel()[w], height, width)
-    coef, *_ = np.linalg.lstsq(a, lab[::step, ::step].reshape(-1, 3)[w], rcond=None)
+    values = lab[::step, ::step].reshape(-1, 3)[w]
+    if fast_fit:
+        a = _full_design(height, width)[::step, ::step].reshape(-1, 6)[w].astype(np.float64)
+        coef = np.linalg.solve(a.T @ a, a.T @ values.astype(np.float64))
+    else:
+        ys, xs = np.mgrid[0:height:step, 0:width:step]
+        a = _design(ys.ravel()[w], xs.ravel()[w], height, width)
+        coef, *_ = np.linalg.lstsq(a, values, rcond=None)
     return (_full_design(height, width) @ coef.astype(np.float32)).astype(np.float32)
 
 
@@ -255,7 +278,7 @@ def _design(yy: np.ndarray, xx: np.ndarray, height: int, width: int) -> np.ndarr
     return np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=-1).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=4)
 def _full_design(height: int, width: int) -> np.ndarray:
     """:func:`_design` of every pixel of a frame, read-only: the same for every frame of a size (kept,
     it cost a third of the fast kernel when built for each of its 3 passes per frame)."""

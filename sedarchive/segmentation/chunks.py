@@ -97,15 +97,26 @@ def sample_plate(store_path: str, scratch: str, settings: SegmentSettings, sampl
     filled by a grain is measured against the plate, not taken for an empty plate of its own
     colour) and kept in the scratch folder for the other chunks.
     """
+    import fcntl
+
     cached = Path(scratch) / "plate.json"
     if cached.exists():
         return np.asarray(json.loads(cached.read_text())["lab"], np.float32)
-    lab = learn_plate(store_path, settings, sample_name)
-    if lab is None:
-        return None
-    tmp = cached.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"lab": [float(v) for v in lab]}))
-    os.replace(tmp, cached)
+    # one worker learns it, the others (starting on the same sample) wait for its file: the same
+    # colour, learnt once (where the file system has no locks, each learns it, as before)
+    with open(Path(scratch) / "plate.lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        if cached.exists():
+            return np.asarray(json.loads(cached.read_text())["lab"], np.float32)
+        lab = learn_plate(store_path, settings, sample_name)
+        if lab is None:
+            return None
+        tmp = cached.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"lab": [float(v) for v in lab]}))
+        os.replace(tmp, cached)
     return lab
 
 

@@ -12,12 +12,13 @@ from sedarchive.segmentation.slic import segment_slic
 
 def segment_frame(frame: np.ndarray, method: str | None = None, settings: SegmentSettings | None = None, *,
                   what: str = "frame", plate_lab: np.ndarray | None = None,
-                  min_area_px: int | None = None) -> np.ndarray:
+                  min_area_px: int | None = None, like=None) -> np.ndarray:
     """Grain labels of one RGB frame (int32, 0 for the plate, grains ``1..n``).
 
     ``method`` overrides ``settings.method``; ``what`` names the frame in error messages;
     ``plate_lab`` is the plate colour of the sample (Lab; estimated from the frame when ``None``);
-    ``min_area_px`` overrides ``settings.min_area_px`` (e.g. from ``min_diameter_um``).
+    ``min_area_px`` overrides ``settings.min_area_px`` (e.g. from ``min_diameter_um``); ``like`` is
+    the fast method's plate model of another layer of the same position (see :func:`segment_fast`).
 
     Examples
     --------
@@ -42,5 +43,5 @@ def segment_frame(frame: np.ndarray, method: str | None = None, settings: Segmen
         return segment_slic(frame, superpixel_px=settings.superpixel_px, compactness=settings.slic_compactness,
                             sigma=settings.slic_sigma, **common)
     if method == "fast":
-        return segment_fast(frame, smooth_px=settings.smooth_px, open_px=settings.open_px, **common)
+        return segment_fast(frame, smooth_px=settings.smooth_px, open_px=settings.open_px, like=like, **common)
     raise InputError(f"segmentation method {method!r} is not one of {', '.join(METHODS)}")

@@ -52,21 +52,31 @@ def segment_stack(stack: np.ndarray, settings: SegmentSettings | None = None, *,
     """Grain labels of every focal layer: ``(layer, y, x)`` int32.
 
     ``plate_lab`` is the sample's plate colour (Lab); when ``None`` it is estimated from the stack's
-    middle layer by the settings' ``background`` rule (unless that is ``paper``).
+    middle layer by the settings' ``background`` rule (unless that is ``paper``). The fast method
+    learns the plate's local colour and its spread (the grain level) once, on the middle layer: the
+    plate and its light are the same in every focal layer.
     """
+    from sedarchive.segmentation.background import check_frame
     from sedarchive.segmentation.background_model import check_blank, parse_background, plate_colour
 
     settings = settings or SegmentSettings()
     stack = check_stack(stack, what)
     background = parse_background(settings.background)
+    middle_what = f"{what} layer {len(stack) // 2}"
     if plate_lab is None and background != "paper":
-        from sedarchive.segmentation.background import check_frame
-
-        middle = check_frame(stack[len(stack) // 2], f"{what} layer {len(stack) // 2}")
-        check_blank(middle, f"{what} layer {len(stack) // 2}")
+        middle = check_frame(stack[len(stack) // 2], middle_what)
+        check_blank(middle, middle_what)
         plate_lab = plate_colour([middle], background)
+    like = None
+    if (method or settings.method) == "fast" and background != "paper":
+        from sedarchive.segmentation.regions import plate_model, spread_level
+
+        middle = check_frame(stack[len(stack) // 2], middle_what)
+        like = plate_model(middle, plate_lab, min_plate_fraction=settings.min_plate_fraction, what=middle_what)
+        if settings.min_delta_e is None:
+            like.level = spread_level(middle, like)
     return np.stack([segment_frame(frame, method, settings, what=f"{what} layer {i}", plate_lab=plate_lab,
-                                   min_area_px=min_area_px) for i, frame in enumerate(stack)])
+                                   min_area_px=min_area_px, like=like) for i, frame in enumerate(stack)])
 
 
 def match_layers(labels: np.ndarray) -> list[Grain]:

@@ -69,7 +69,26 @@ def fill_each(labels: np.ndarray) -> np.ndarray:
         if sl is None:
             continue
         mask = labels[sl] == index
-        holes = ndimage.binary_fill_holes(mask) & ~mask & (labels[sl] == 0)
+        holes = filled(mask) & ~mask & (labels[sl] == 0)
         if holes.any():
             out[sl][holes] = index
     return out
+
+
+def filled(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with its holes filled: the same pixels as ``scipy.ndimage.binary_fill_holes``, drawn
+    from the outer contours (several times faster on small masks).
+
+    Examples
+    --------
+    >>> mask = np.zeros((5, 5), bool); mask[1:4, 1:4] = True; mask[2, 2] = False
+    >>> bool(filled(mask)[2, 2]), int(filled(mask).sum())
+    (True, 9)
+    """
+    import cv2
+
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    contours, _ = cv2.findContours(mask.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    out = np.zeros(mask.shape, np.uint8)
+    cv2.drawContours(out, contours, -1, 1, thickness=cv2.FILLED)
+    return out.view(bool)

@@ -199,8 +199,9 @@ def split_object(mask: np.ndarray, neck_ratio: float = 0.5, min_peak_px: float =
     if n <= 1:
         return padded[1:-1, 1:-1].astype(np.int32)
     basins = watershed(-smooth, markers, mask=padded)
-    peak = ndimage.maximum(smooth, basins, index=np.arange(n + 1))
-    peak = np.asarray(peak, np.float64)
+    # each basin's highest distance (as ndimage.maximum, several times faster)
+    peak = np.zeros(n + 1, np.float64)
+    np.maximum.at(peak, basins.ravel(), smooth.ravel().astype(np.float64))
     # saddles: the highest distance along the border of each pair of touching basins
     pairs = _pair_borders(basins, smooth, n, how="max")
     top = peak.copy()
@@ -228,13 +229,15 @@ def split_object(mask: np.ndarray, neck_ratio: float = 0.5, min_peak_px: float =
     return _merge(basins, n, join)[1:-1, 1:-1]
 
 
-def split_touching(labels: np.ndarray, neck_ratio: float = 0.5, min_area_px: int = 0) -> np.ndarray:
+def split_touching(labels: np.ndarray, neck_ratio: float = 0.5, min_area_px: int = 0,
+                   dense: bool | None = None) -> np.ndarray:
     """Grain labels with every object that holds touching grains split into its grains.
 
     Only objects less convex than :data:`CONVEX_ENOUGH` are flooded; pieces smaller than
     ``min_area_px`` go back to the neighbouring piece they touch most (or are dropped if alone).
     Holes are filled last, each grain's own (a gap enclosed by several grains stays plate). In a
-    densely packed frame (:data:`DENSE_COVERAGE`) necks up to :data:`DENSE_NECK_RATIO` are split.
+    densely packed frame (:data:`DENSE_COVERAGE`) necks up to :data:`DENSE_NECK_RATIO` are split;
+    ``dense`` says so for a part of a frame (``None``: judged from ``labels``).
 
     Examples
     --------
@@ -249,7 +252,8 @@ def split_touching(labels: np.ndarray, neck_ratio: float = 0.5, min_area_px: int
 
     out = np.zeros_like(labels, dtype=np.int32)
     n = 0
-    dense = labels.size > 0 and float(np.count_nonzero(labels)) / labels.size >= DENSE_COVERAGE
+    if dense is None:
+        dense = labels.size > 0 and float(np.count_nonzero(labels)) / labels.size >= DENSE_COVERAGE
     split_kw = dict(neck_ratio=max(neck_ratio, DENSE_NECK_RATIO), min_piece_ratio=0.0) if dense else \
         dict(neck_ratio=neck_ratio)
     for index, sl in enumerate(ndimage.find_objects(labels), start=1):
@@ -258,10 +262,12 @@ def split_touching(labels: np.ndarray, neck_ratio: float = 0.5, min_area_px: int
         mask = labels[sl] == index
         pieces = None
         if mask.sum() >= 2 * max(min_area_px, 16):
-            contours, _ = cv2.findContours(mask.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            contours, _ = cv2.findContours(mask.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
             hull = cv2.contourArea(cv2.convexHull(np.concatenate(contours)))
             # convex enough with its own holes filled (a translucent grain showing the plate)
-            if hull > 0 and ndimage.binary_fill_holes(mask).sum() / hull < CONVEX_ENOUGH:
+            whole = np.zeros(mask.shape, np.uint8)
+            cv2.drawContours(whole, contours, -1, 1, thickness=cv2.FILLED)
+            if hull > 0 and cv2.countNonZero(whole) / hull < CONVEX_ENOUGH:
                 pieces = split_object(mask, **split_kw)
         if pieces is None or pieces.max() <= 1:
             n += 1
