@@ -189,8 +189,8 @@ def main() -> None:
             rows = evaluate(archive, test_tables, model)
             lines = summarise(rows)
             if opts.loop:
-                loop, model = expert_loop(archive, train_keys, train_tables, test_tables)
-                lines += ["", *loop, "after the loop:", *summarise(evaluate(archive, test_tables, model))]
+                loop, retrained = expert_loop(archive, train_keys, train_tables, test_tables)
+                lines += ["", *loop, "after the loop:", *summarise(evaluate(archive, test_tables, retrained))]
     finally:
         if not opts.archive:
             shutil.rmtree(workdir, ignore_errors=True)
