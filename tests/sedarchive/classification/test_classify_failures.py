@@ -93,3 +93,16 @@ def test_a_failed_classify_loses_nothing_and_a_rerun_completes_it(trained, monke
     assert classify(archive, ALL, None, quiet=True, n_boot=50).ok
     assert _fractions(archive) == reference  # nothing lost: the rerun gives the uninterrupted run's figures
     assert read_attrs(archive.sample_path(NEW))["classifier_id"] == model.id
+
+
+def test_a_model_saved_before_the_truth_arrays_is_corrected_against_its_names(trained):
+    archive, model = trained
+    from sedarchive.classification.model import model_dir
+
+    assert model.truth is not None and len(model.truth["oof_weight"]) > 0
+    for old in model_dir(archive, model.id).glob("truth_*.npy"):  # a model folder as classify-train wrote it before
+        old.unlink()
+    assert classify(archive, ALL, None, quiet=True, n_boot=50).ok
+    ds = xr.open_zarr(str(archive.classified_path), consolidated=False).load()
+    assert ds.attrs["confusion_against"] == "the names of the held-out grains"
+    assert abs(float(ds["classified_fraction"].sel(sample=NEW.name).sum(skipna=True)) - 1) < 1e-9
