@@ -157,7 +157,10 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=100, help="clusters fitted on the training samples (default 100)")
     parser.add_argument("--c", type=float, default=None, help="inverse regularisation of the classifier")
     parser.add_argument("--loop", action="store_true", help="also the expert loop, then the figures again")
+    parser.add_argument("--swap", action="store_true",
+                        help="the other half of the samples trains (use another --archive: the encoder differs)")
     opts = parser.parse_args()
+    plates.SWAP = opts.swap
     from sedarchive.classification.apply import run_stage as classify
     from sedarchive.classification.training import TrainSettings, train
 

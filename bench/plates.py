@@ -26,9 +26,12 @@ from accuracy import FRAME, KINDS, MIXES, grain_tables, name_clusters  # noqa: E
 from catalog import Archive, SampleKey  # noqa: E402
 
 
+SWAP = False  # True: the other half trains (``--swap``)
+
+
 def split(keys: list[SampleKey]) -> tuple[list[SampleKey], list[SampleKey]]:
     """Training samples (even places: mixes 1, 3, 5, ..) and unseen samples (odd places: mixes 2, 4, 6, ..)."""
-    return keys[0::2], keys[1::2]
+    return (keys[1::2], keys[0::2]) if SWAP else (keys[0::2], keys[1::2])
 
 
 def build(root: Path, n_samples: int = 6, n_positions: int = 100, *, epochs: int = 4, crop_size: int = 64,
@@ -110,7 +113,10 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=6)
     parser.add_argument("--positions", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--swap", action="store_true", help="the other half of the samples trains")
     opts = parser.parse_args()
+    global SWAP
+    SWAP = opts.swap
     load = os.getloadavg()[0]
     seconds = build(Path(opts.archive), opts.samples, opts.positions, epochs=opts.epochs, quiet=False)
     print(", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()), f"load {load:.1f} -> {os.getloadavg()[0]:.1f}")
