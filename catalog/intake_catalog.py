@@ -106,7 +106,7 @@ def remove(cat: Catalog, name: str) -> None:
 
 
 #: archive-wide result stores that get a catalog entry of their own (entry name -> store folder)
-RESULT_STORES = {"proportions": "proportions.zarr", "umap": "umap.zarr"}
+RESULT_STORES = {"proportions": "proportions.zarr", "umap": "umap.zarr", "classified": "classified.zarr"}
 RESULT_KIND = "archive_result"
 
 

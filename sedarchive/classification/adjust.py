@@ -89,3 +89,49 @@ def fraction_intervals(held_out_counts: np.ndarray, predicted_counts: np.ndarray
     lower = np.where(counted, np.minimum(lower, estimate), np.nan)
     upper = np.where(counted, np.maximum(upper, estimate), np.nan)
     return estimate, lower, upper
+
+
+def count_replicates(held_out_counts: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Replicates ``(replicate, true, predicted)`` of the rates of a confusion count matrix (rows redrawn)."""
+    counts = np.asarray(held_out_counts, np.int64)
+    rates = confusion_rates(counts)
+    rows = counts.sum(axis=1)
+    k = len(counts)
+    return np.array([confusion_rates(np.array([rng.multinomial(r, rates[i]) if r > 0 else np.zeros(k, np.int64)
+                                               for i, r in enumerate(rows)])) for _ in range(n_boot)])
+
+
+def weighted_fraction_intervals(rates: np.ndarray, rate_replicates: np.ndarray, predicted: np.ndarray,
+                                weight: np.ndarray, counted: np.ndarray, *, level: float = 0.95, seed: int = 0,
+                                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Corrected fractions of one sample's weighted grains, with a ``level`` bootstrap interval.
+
+    ``predicted`` and ``weight`` are every grain's predicted class and count weight (0: not counted,
+    e.g. a repeat of a grain seen in another frame); ``rates`` the confusion ``P(predicted | true)``
+    and ``rate_replicates`` its bootstrap replicates. Each replicate redraws the grains (Poisson(1)
+    times their weight, as :mod:`sedarchive.counting.intervals` does) and takes the next confusion
+    replicate. Returns ``(estimate, lower, upper)`` over all classes (NaN for classes not counted).
+    """
+    predicted = np.asarray(predicted, np.int64)
+    weight = np.asarray(weight, float)
+    counted = np.asarray(counted, bool)
+    k = len(counted)
+    keep = (predicted >= 0) & (weight > 0)
+    predicted, weight = predicted[keep], weight[keep]
+    nan = np.full(k, np.nan)
+    if not len(predicted):
+        return nan, nan.copy(), nan.copy()
+    estimate = renormalised(adjusted_fractions(rates, np.bincount(predicted, weight, k)), counted)
+    rng = np.random.default_rng(seed)
+    reps = np.empty((len(rate_replicates), k))
+    for b, rates_b in enumerate(rate_replicates):
+        observed = np.bincount(predicted, rng.poisson(1.0, len(weight)) * weight, k)
+        reps[b] = renormalised(adjusted_fractions(rates_b, observed), counted)
+    alpha = (1 - level) / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lower = np.nanquantile(reps, alpha, axis=0)
+        upper = np.nanquantile(reps, 1 - alpha, axis=0)
+    lower = np.where(counted, np.fmin(lower, estimate), np.nan)
+    upper = np.where(counted, np.fmax(upper, estimate), np.nan)
+    return estimate, lower, upper

@@ -25,6 +25,7 @@ from sedarchive.errors import InputError
 
 CURRENT_KEY = "classifier"
 _ARRAYS = ("coef", "intercept", "mean", "scale")
+TRUTH_ARRAYS = ("naming", "checked", "oof_cluster", "oof_predicted", "oof_weight")
 
 
 class ClassificationError(InputError):
@@ -50,6 +51,10 @@ class ClassifierModel:
     scale: np.ndarray
     training_digest: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    #: what corrects fractions against the truth (:mod:`~sedarchive.classification.truth`): ``naming``,
+    #: ``checked`` (cluster[, class]) and the out-of-fold grains' ``oof_cluster``, ``oof_predicted``,
+    #: ``oof_weight``; None for models saved before it (their fractions are corrected against the names)
+    truth: dict[str, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         self.coef = np.asarray(self.coef, np.float64)
@@ -110,6 +115,8 @@ def save_model(archive: Archive, model: ClassifierModel, *, make_current: bool =
     def fill(tmp: Path) -> None:
         for name in _ARRAYS:
             np.save(tmp / f"{name}.npy", getattr(model, name), allow_pickle=False)
+        for name, values in (model.truth or {}).items():
+            np.save(tmp / f"truth_{name}.npy", np.asarray(values), allow_pickle=False)
         meta = {**model.info, "id": model.id, "classes": model.classes, "counted": model.counted,
                 "features": model.features, "encoder_id": model.encoder_id,
                 "training_digest": model.training_digest,
@@ -128,11 +135,14 @@ def load_model_dir(folder: str | Path) -> ClassifierModel:
     try:
         meta = json.loads((folder / "model.json").read_text())
         arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in _ARRAYS}
+        truth = None
+        if all((folder / f"truth_{name}.npy").is_file() for name in TRUTH_ARRAYS):
+            truth = {name: np.load(folder / f"truth_{name}.npy", allow_pickle=False) for name in TRUTH_ARRAYS}
         keep = {"classes", "counted", "features", "encoder_id", "training_digest"}
         info = {k: v for k, v in meta.items() if k not in keep}
         return ClassifierModel(list(meta["classes"]), [bool(c) for c in meta["counted"]], list(meta["features"]),
                                meta.get("encoder_id"), training_digest=meta.get("training_digest", ""), info=info,
-                               **arrays)
+                               truth=truth, **arrays)
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ClassificationError(f"classifier {folder} cannot be read: {err!r}") from None
 
