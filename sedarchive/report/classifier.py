@@ -1,4 +1,5 @@
-"""The report's classifier section: held-out precision and recall, confusion matrix, reliability curve.
+"""The report's classifier section: precision and recall, confusion matrix and reliability curve measured on
+grains the predicting model did not see (out of fold; a held-out part in models saved before).
 
 Read as data from ``models/current.json`` (key ``classifier``) and the model's ``model.json``, written
 by ``sedarchive classify-train``; the report does not load the classifier itself.
@@ -67,9 +68,9 @@ def classifier_section(archive: Archive) -> str:
         "<section id=classifier><h2>Classifier</h2>"
         f"<p>model <code>{escape(str(meta.get('id')))}</code> on encoder <code>{escape(str(meta.get('encoder_id')))}"
         f"</code>: {meta.get('n_train', '?')} training grains ({meta.get('n_corrections', 0)} corrected by hand), "
-        f"{held.get('n_held_out', 0)} held out, accuracy {_num(accuracy)}.</p><div class=cols>"
+        f"{held.get('n_held_out', 0)} predicted by a model that did not see them (out of fold), accuracy {_num(accuracy)}.</p><div class=cols>"
         f"<table><tr><th>class</th><th>precision</th><th>recall</th><th>grains</th></tr>{rows}</table>"
-        f"<table><caption>held-out confusion (rows: expert's class, columns: predicted)</caption>"
+        f"<table><caption>out-of-fold confusion (rows: expert's class, columns: predicted)</caption>"
         f"<tr><th></th>{head}</tr>{matrix}</table><div>{figure}</div></div></section>"
     )
 

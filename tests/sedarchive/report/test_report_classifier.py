@@ -22,5 +22,5 @@ def test_classifier_section_before_and_after_training(clustered_archive):
     assert '<a href="#classifier">' in html and f"<code>{model.id}</code>" in html
     assert "debris (not counted)" in html and "<svg class=reliability" in html
     held = model.info["held_out"]
-    assert f"{held['n_held_out']} held out" in html
+    assert f"{held['n_held_out']} predicted by a model that did not see them" in html
     assert html.count("<tr><th>quartz</th>") == 1  # one confusion row per class
