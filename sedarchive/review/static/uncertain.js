@@ -1,4 +1,5 @@
-// The classifier's least-sure grains: one row per grain, a class picker, saved at once (POST /api/correction).
+// The classifier's least-sure grains: one row per grain, a class picker, saved at once (POST /api/correction);
+// a saved grain leaves the list and the next one's picker takes the focus, so the expert goes on one by one.
 "use strict";
 
 async function load() {
@@ -11,10 +12,14 @@ async function load() {
     model.textContent = "no classifier yet: run sedarchive classify-train, then sedarchive classify";
     return;
   }
-  model.textContent = `classifier ${data.model}, ${data.grains.length} grains`;
+  const count = () => {
+    model.textContent = `classifier ${data.model}, ${list.children.length} grains left to check`;
+  };
   for (const g of data.grains) {
     const row = document.createElement("figure");
     row.className = "uncertain-grain";
+    row.dataset.sample = g.sample;
+    row.dataset.particle = g.particle;
     const img = document.createElement("img");
     img.src = `${g.image}?layer=all&side=96`;
     img.alt = `${g.sample} grain ${g.particle}`;
@@ -37,12 +42,25 @@ async function load() {
         body: JSON.stringify({sample: g.sample, particle: g.particle, class: pick.value}),
       });
       const answer = await r.json();
-      save.textContent = r.ok ? `saved: ${answer.class}` : `error: ${answer.error}`;
+      if (!r.ok) {
+        save.textContent = `error: ${answer.error}`;
+        return;
+      }
+      const next = row.nextElementSibling;
+      row.remove();
+      count();
+      if (next) {
+        next.querySelector("select").focus();
+        next.scrollIntoView({block: "nearest"});
+      }
     });
     caption.append(pick, save);
     row.append(img, caption);
     list.append(row);
   }
+  count();
+  const first = list.querySelector("select");
+  if (first) first.focus();
 }
 
 load();

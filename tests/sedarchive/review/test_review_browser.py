@@ -259,3 +259,56 @@ def test_review_page_says_at_load_that_the_names_belong_to_another_model(browser
     page.wait_for_selector("#stale-labels:not([hidden])")
     assert "kmeans-replaced-by-a-refit" in page.inner_text("#stale-labels")
     assert page.inner_text("#cluster-list li[data-cluster='0'] .badge") == "not named"
+
+
+@pytest.mark.slow  # trains and classifies a real archive
+def test_uncertain_page_corrects_one_grain_and_moves_on(browser, clustered_archive, start_server):
+    """The expert loop in the page: the least-sure grain first, a class picked and saved, the next grain up."""
+    from sedarchive.classification.apply import run_stage as classify
+    from sedarchive.classification.training import train
+    from sedarchive.counting.labels import name_cluster
+    from sedarchive.review.uncertain import uncertain_page
+
+    archive = clustered_archive
+    for cid in range(8):
+        name_cluster(archive, cid, ("quartz", "dark", "foram_intact", "foram_broken")[cid % 4])
+    model = train(archive, archive.keys(), quiet=True)
+    classify(archive, archive.keys(), None, quiet=True, n_boot=20)
+    listing = uncertain_page(archive, 50)["grains"]
+    assert len(listing) >= 2
+    server = start_server(archive)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(server.url + "/uncertain")
+    page.wait_for_selector("#uncertain figure.uncertain-grain select")
+    assert model.id in page.inner_text("#model")
+    rows = page.eval_on_selector_all("#uncertain figure", "els => els.map(e => [e.dataset.sample, +e.dataset.particle])")
+    assert rows == [[g["sample"], g["particle"]] for g in listing]  # least sure first
+    page.wait_for_function("() => Array.from(document.querySelectorAll('#uncertain img')).every(i => i.complete && i.naturalWidth > 0)")
+
+    first, second = listing[0], listing[1]
+    row = page.locator("#uncertain figure").first
+    assert row.locator("select").input_value() == first["class"]  # the classifier's guess is preselected
+    new_class = "dark" if first["class"] != "dark" else "quartz"
+    row.locator("select").select_option(new_class)
+    row.locator("button").click()
+    page.wait_for_function(f"() => !document.querySelector('#uncertain figure[data-sample=\"{first['sample']}\"]"
+                           f"[data-particle=\"{first['particle']}\"]')")
+
+    stored = yaml.safe_load(archive.corrections_path.read_text())["grains"]
+    assert [(g["sample"], g["particle"], g["class"], g["by"]) for g in stored] == \
+        [(first["sample"], first["particle"], new_class, "tester")]
+    assert stored[0]["was"] == first["class"] and stored[0]["model"] == model.id
+    # the page moved on: the next least-sure grain is first, its picker has the focus
+    top = page.locator("#uncertain figure").first
+    assert [top.get_attribute("data-sample"), int(top.get_attribute("data-particle"))] == [second["sample"], second["particle"]]
+    assert page.evaluate("document.activeElement === document.querySelector('#uncertain figure select')")
+    assert page.locator("#uncertain figure").count() == len(listing) - 1
+    assert f"{len(listing) - 1} grains left" in page.inner_text("#model")
+    # a reload asks the server again: the corrected grain is no longer listed
+    page.reload()
+    page.wait_for_selector("#uncertain figure select")
+    again = page.eval_on_selector_all("#uncertain figure", "els => els.map(e => [e.dataset.sample, +e.dataset.particle])")
+    assert [first["sample"], first["particle"]] not in again and again[0] == [second["sample"], second["particle"]]
+    assert not errors
