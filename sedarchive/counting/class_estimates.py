@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sedarchive.counting.clumps import hidden_counts_replicates, size_model
 from sedarchive.counting.intervals import (
     bootstrap_class_totals,
     draw_compositions,
@@ -20,7 +21,7 @@ from sedarchive.counting.intervals import (
 N_BOOT = 1000
 
 
-def corrected_estimates(grains: Sequence[tuple[np.ndarray, np.ndarray]], member: np.ndarray,
+def corrected_estimates(grains: Sequence[tuple[np.ndarray, ...]], member: np.ndarray,
                         checked: np.ndarray | None = None,
                         proxies: Sequence[tuple[str, Sequence[int], Sequence[int]]] = (), *,
                         n_boot: int = N_BOOT, seed: int = 0) -> dict[str, np.ndarray]:
@@ -29,7 +30,9 @@ def corrected_estimates(grains: Sequence[tuple[np.ndarray, np.ndarray]], member:
     Parameters
     ----------
     grains
-        Per sample ``(cluster, weight)`` of its counted grains (weight 0: not counted).
+        Per sample ``(cluster, weight)`` of its counted grains (weight 0: not counted), or
+        ``(cluster, weight, area, clump)``: then the grains hidden in the counted clumps are added
+        (:mod:`~sedarchive.counting.clumps`), in the point estimate and in every replicate.
     member
         (cluster, class) 1 where the expert named the cluster that class.
     checked
@@ -60,13 +63,18 @@ def corrected_estimates(grains: Sequence[tuple[np.ndarray, np.ndarray]], member:
     compositions = draw_compositions(naming, checked, n_classes, n_boot, rng)
     counts, fractions, lower, upper = [], [], [], []
     proxy_values: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _, _ in proxies}
-    for cluster, weight in grains:
-        cluster = np.asarray(cluster, np.int64)
-        weight = np.asarray(weight, float)
+    for sample in grains:
+        cluster = np.asarray(sample[0], np.int64)
+        weight = np.asarray(sample[1], float)
         keep = (cluster >= 0) & (cluster < k) & (weight > 0)
         per_cluster = np.bincount(cluster[keep], weights=weight[keep], minlength=k)
         count = per_cluster @ member
-        totals = bootstrap_class_totals(cluster[keep], weight[keep], compositions, rng)
+        extra = None
+        if len(sample) > 2:
+            extra = _hidden_in_clumps(naming[cluster[keep]], np.asarray(sample[2], float)[keep],
+                                      np.asarray(sample[3], bool)[keep], weight[keep], n_classes)
+            count = count + extra(weight[keep][None, :])[0]
+        totals = bootstrap_class_totals(cluster[keep], weight[keep], compositions, rng, extra)
         point = replicate_fractions(count[None, :])[0]
         lo, hi = percentile_interval(replicate_fractions(totals), point)
         counts.append(count)
@@ -90,6 +98,13 @@ def corrected_estimates(grains: Sequence[tuple[np.ndarray, np.ndarray]], member:
         arr = np.array(values, float).reshape(len(grains), 3)
         out[name], out[f"{name}_lower"], out[f"{name}_upper"] = arr[:, 0], arr[:, 1], arr[:, 2]
     return out
+
+
+def _hidden_in_clumps(cls: np.ndarray, area: np.ndarray, clump: np.ndarray, weight: np.ndarray,
+                      n_classes: int):
+    """(replicate, grain) weights -> (replicate, class) grains hidden in this sample's counted clumps."""
+    model = size_model(area, cls, weight, ~clump, n_classes)
+    return lambda weights: hidden_counts_replicates(area, cls, weights, clump, model)
 
 
 def _ratio(num: np.ndarray | float, den: np.ndarray | float) -> np.ndarray:

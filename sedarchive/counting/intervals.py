@@ -12,11 +12,15 @@ plain count covers only the first:
    Dirichlet(checked + 1/C) and spreads the cluster's weighted grains over the classes by it.
    Clusters without such a check are taken as pure (their impurity is not known). The share drawn
    for a class that no cluster is counted as (clumps, debris: excluded clusters) is not counted.
+3. *grains hidden in clumps*: where the counts add them (:mod:`~sedarchive.counting.clumps`), each
+   replicate estimates them again from its own multiplicities of the clumps.
 
 The reported interval is the 2.5-97.5 % range of the replicates, widened where needed to contain
 the point estimate (the named-cluster count itself).
 """
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -51,7 +55,8 @@ def draw_compositions(naming: np.ndarray, checked: np.ndarray | None, n_classes:
 
 
 def bootstrap_class_totals(cluster: np.ndarray, weight: np.ndarray, compositions: np.ndarray,
-                           rng: np.random.Generator) -> np.ndarray:
+                           rng: np.random.Generator,
+                           extra: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """Weighted class totals of one sample in each replicate: (replicate, class).
 
     Parameters
@@ -60,6 +65,9 @@ def bootstrap_class_totals(cluster: np.ndarray, weight: np.ndarray, compositions
         (grain,) cluster of every counted grain and its count weight.
     compositions
         (replicate, cluster, class) from :func:`draw_compositions`.
+    extra
+        Class counts to add, from the replicate weights of the grains ((replicate, grain) ->
+        (replicate, class)): the grains hidden in clumps (:mod:`~sedarchive.counting.clumps`).
 
     Examples
     --------
@@ -80,7 +88,8 @@ def bootstrap_class_totals(cluster: np.ndarray, weight: np.ndarray, compositions
     per_cluster = np.zeros((n_boot, k))
     for c in np.unique(cluster):
         per_cluster[:, c] = counts[:, cluster == c].sum(axis=1)
-    return np.einsum("bk,bkc->bc", per_cluster, compositions)
+    totals = np.einsum("bk,bkc->bc", per_cluster, compositions)
+    return totals if extra is None else totals + extra(counts)
 
 
 def percentile_interval(replicates: np.ndarray, point: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,8 @@ is a down-core series. Variables:
 - once ``labels.yaml`` names clusters: ``cluster_class (cluster)``, ``class_count (sample, class)``,
   ``n_classified`` (grains of named, not excluded clusters), ``class_fraction`` with its 95% Wilson
   interval ``class_fraction_lower`` / ``class_fraction_upper`` (raw counts, sampling error only);
-  ``class_count_corrected`` and ``class_fraction_corrected`` with 95 % bootstrap bounds
+  ``class_count_corrected`` (with the grains hidden in counted clumps added, estimated from the
+  clumps' areas and names: :mod:`sedarchive.counting.clumps`) and ``class_fraction_corrected`` with 95 % bootstrap bounds
   ``class_fraction_corrected_lower`` / ``_upper`` (grains, edge weights and the clusters' checked
   impurity: :mod:`sedarchive.counting.intervals`); and one variable per proxy with
   ``<proxy>_lower`` / ``<proxy>_upper``, from the corrected counts, next to ``<proxy>_raw`` with its
@@ -151,10 +152,13 @@ def sample_counts(path: str | Path, n_clusters: int) -> dict[str, Any]:
         raise InputError(f"{Path(path).name}: cluster id {plain.max()} is beyond the model's {n_clusters} clusters")
     counted = count_sample(path)
     weight = np.where(cluster >= 0, counted.weight, 0.0) if n else np.empty(0)
+    grains: tuple[np.ndarray, ...] = (cluster, weight)
+    if n and "area_px" in names:  # clumps' hidden grains are estimated from their areas
+        grains += (np.asarray(read_array(path, "area_px"), float), flags["clump"])
     return {
         "count": np.bincount(plain[plain >= 0], minlength=n_clusters),
         "count_corrected": np.bincount(np.clip(cluster, 0, None), weights=weight, minlength=n_clusters)[:n_clusters],
-        "grains": (cluster, weight),
+        "grains": grains,
         "n_repeats": counted.n_repeats,
         "counting": counted.mode,
         "counting_note": counted.note,
@@ -205,7 +209,7 @@ def build_proportions(archive: Archive, keys: Sequence[SampleKey], n_clusters: i
     return describe(ds)  # CF attributes, nothing to_netcdf refuses
 
 
-def _with_corrected(ds: xr.Dataset, grains: list[tuple[np.ndarray, np.ndarray]], classes: list[str],
+def _with_corrected(ds: xr.Dataset, grains: list[tuple[np.ndarray, ...]], classes: list[str],
                     proxies: Sequence[Proxy], checked: Mapping[int, Mapping[str, int]]) -> xr.Dataset:
     """Corrected class counts, fractions and proxies with bootstrap bounds; proxies use them by default."""
     names = ds["cluster_class"].values
@@ -225,7 +229,9 @@ def _with_corrected(ds: xr.Dataset, grains: list[tuple[np.ndarray, np.ndarray]],
             ("sample", CLASS_DIM), est[var])
     ds["class_fraction_corrected"].attrs["interval"] = (
         "95% bootstrap over grains (Poisson, with edge weights) and over cluster contents (Dirichlet of the "
-        "expert's check; unchecked clusters taken as pure)")
+        "expert's check; unchecked clusters taken as pure); grains hidden in clumps re-estimated in each replicate")
+    ds["class_count_corrected"].attrs["clumps"] = (
+        "grains hidden in counted clump grains added, from the clumps' areas and names (sedarchive.counting.clumps)")
     for proxy in proxies:
         for suffix in ("", "_lower", "_upper"):
             ds[f"{proxy.name}_raw{suffix}"] = ds[f"{proxy.name}{suffix}"]

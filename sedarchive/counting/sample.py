@@ -11,7 +11,8 @@ variables back into the store, so that anyone can see what was counted:
 
 Grains flagged ``clump`` keep their weight: the flag is a shape hint that mostly fires on single
 irregular grains (broken foraminifera above all), so leaving them out biases the class mix; clumps
-are left to the expert, who excludes the clusters they form (``exclude_cluster(..., "clump")``).
+are left to the expert, who excludes the clusters they form (``exclude_cluster(..., "clump")``), and
+the class counts add the grains hidden in the clumps still counted (:mod:`~sedarchive.counting.clumps`).
 ``count_sample(..., exclude_clumps=True)`` leaves them out instead.
 
 The store attribute ``counting`` records how (``mode``: ``plate`` or ``per frame``, and ``note``).

@@ -7,8 +7,9 @@ best measured on the plate benchmark (README "Grain features"): the paper's netw
 self-supervised, contrastively (:mod:`.contrastive`), and orientation-free (``invariant``: trained
 on randomly turned and flipped grains, encoded as the mean latent over the 8 rotations and flips).
 ``vae`` is the paper's VAE made orientation-free. ``cpu`` is the default's recipe on a narrow ResNet
-on 64x64 crops that trains the demo on two CPU cores in minutes; ``cpu-vae`` and ``cpu-paper`` are
-that network as an orientation-free VAE and as the paper's VAE.
+on 64x64 crops, 4 epochs (:data:`CPU_EPOCHS`), that trains the demo on two CPU cores in minutes;
+``cpu-vae`` and ``cpu-paper`` (20 epochs) are that network as an orientation-free VAE and as the
+paper's VAE.
 
 A settings file (YAML or JSON) may name a ``preset`` and override any field: encoder fields under
 ``encoder:``, training fields at the top level. Command-line options override the file.
@@ -27,6 +28,12 @@ from sedarchive.settings_files import read_settings_file as _read
 #: machine (``python bench/train_threads.py``; README "Training threads"), and one thread is what
 #: every Dask worker process uses for its other tasks.
 TRAIN_THREADS = 1
+
+#: Epochs of the ``cpu`` preset: as many as the demo trains, and what lets ``bench/accuracy.py``
+#: (4 samples, ~2,300 training grains) run on a shared 2-core machine in under 20 minutes; measured
+#: against 20 epochs with ``bench/features.py`` (README "Grain features"). ``cpu-vae`` and
+#: ``cpu-paper`` keep 20.
+CPU_EPOCHS = 4
 
 TORCHVISION_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 BACKBONES = (*TORCHVISION_BACKBONES, "small")
@@ -156,6 +163,8 @@ def preset(name: str) -> TrainSettings:
     ('resnet152', 0.0001, False)
     >>> preset("cpu").encoder.input_size, preset("cpu").encoder.invariant, preset("default").objective
     (64, True, 'contrastive')
+    >>> preset("cpu").epochs, preset("cpu-vae").epochs
+    (4, 20)
     """
     if name == "paper":
         return TrainSettings()
@@ -164,7 +173,7 @@ def preset(name: str) -> TrainSettings:
     if name == "vae":
         return TrainSettings(encoder=EncoderSettings(invariant=True))
     if name == "cpu":
-        return replace(preset("cpu-vae"), objective="contrastive", batch_size=64)
+        return replace(preset("cpu-vae"), objective="contrastive", batch_size=64, epochs=CPU_EPOCHS)
     if name in ("cpu-vae", "cpu-paper"):
         return TrainSettings(
             encoder=EncoderSettings(backbone="small", input_size=64, latent_dim=64, decoder_width=64,
