@@ -59,7 +59,8 @@ def classify_sample(path: str, model_folder: str, block_rows: int = 65536) -> di
     totals = np.zeros(k)
     sums = np.zeros(k)
     if n == 0:
-        return {"counts": counts.tolist(), "weighted_counts": totals.tolist(), "probability_sums": sums.tolist()}
+        return {"counts": counts.tolist(), "weighted_counts": totals.tolist(), "probability_sums": sums.tolist(),
+                "weight": np.zeros(0)}
     weight = np.asarray(count_sample(path, write=False, warn=False).weight, float)
     chunk = array_chunks(path, "grain_class")[0]
     step = max(chunk, (block_rows // chunk) * chunk)
@@ -79,7 +80,8 @@ def classify_sample(path: str, model_folder: str, block_rows: int = 65536) -> di
             sums += (proba * w[:, None]).sum(axis=0)
         write_region(path, "grain_class", start, code)
         write_region(path, "class_probability", start, best)
-    return {"counts": counts.tolist(), "weighted_counts": totals.tolist(), "probability_sums": sums.tolist()}
+    return {"counts": counts.tolist(), "weighted_counts": totals.tolist(), "probability_sums": sums.tolist(),
+            "weight": weight}
 
 
 def run_stage(archive: Archive, keys: Sequence[SampleKey], client: Any, *, quiet: bool = False,
@@ -123,12 +125,18 @@ def run_stage(archive: Archive, keys: Sequence[SampleKey], client: Any, *, quiet
         update_attrs(archive.sample_path(key), classifier_id=model.id, grain_classes=list(model.classes),
                      classified_counts=result["counts"], weighted_counts=result["weighted_counts"],
                      probability_sums=result["probability_sums"])
-    write_results(archive, model, n_boot=n_boot)
+    weights = {key: result.pop("weight") for key, result in report.results.items() if "weight" in result}
+    write_results(archive, model, n_boot=n_boot, weights=weights)
     return report
 
 
-def write_results(archive: Archive, model: ClassifierModel, *, n_boot: int = N_BOOT) -> Path | None:
-    """(Re)write ``classified.zarr`` for every sample classified by ``model``; None when there is none."""
+def write_results(archive: Archive, model: ClassifierModel, *, n_boot: int = N_BOOT,
+                  weights: dict[SampleKey, np.ndarray] | None = None) -> Path | None:
+    """(Re)write ``classified.zarr`` for every sample classified by ``model``; None when there is none.
+
+    ``weights``: count weights the classify tasks already computed, by sample; the others are counted here.
+    """
+    weights = weights or {}
     rows = []
     for row in archive.samples(status="encoded"):
         attrs = read_attrs(row.path)
@@ -137,7 +145,8 @@ def write_results(archive: Archive, model: ClassifierModel, *, n_boot: int = N_B
     if not rows:
         return None
     grains = [(np.asarray(read_array(path, "grain_class"), np.int64),
-               np.asarray(count_sample(path, write=False, warn=False).weight, float)) for _, path, _ in rows]
+               np.asarray(weights[key] if key in weights else count_sample(path, write=False, warn=False).weight,
+                          float)) for key, path, _ in rows]
     ds = results_dataset(model, [k for k, _, _ in rows], np.array([a["classified_counts"] for *_, a in rows], np.int64),
                          np.array([a["probability_sums"] for *_, a in rows], float), grains, n_boot=n_boot)
     path = write_dataset(ds, archive.classified_path)
