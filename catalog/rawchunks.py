@@ -105,6 +105,8 @@ def place_chunk(source: str | Path, target: Path) -> None:
     except OSError:  # another file system, or one without hard links
         shutil.copyfile(source, tmp)
     os.replace(tmp, target)
+    if os.path.lexists(tmp):  # rename(2) does nothing when both names are links to one file already
+        os.unlink(tmp)
 
 
 def write_file(target: Path, data: bytes) -> None:
