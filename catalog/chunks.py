@@ -62,10 +62,9 @@ def check_chunks(path: str | Path, group: Any, name: str, selection: Any = slice
     first = (np.arange(grid[0]) if rows is None
              else np.unique(rows[(rows >= 0) & (rows < array.shape[0])] // rows_per_chunk))
     dims = getattr(array.metadata, "dimension_names", None) or ()
-    allowed: np.ndarray | None = None
-    if dims and dims[0] == "position" and "position_done" in group and name != "position_done":
-        done = np.asarray(group["position_done"][:], dtype=bool)
-        allowed = ~done  # not acquired yet: fill values are the contract
+    # positions not acquired yet may lack chunks: ``position_done`` is read only for a missing chunk
+    # (it has one chunk per position, so reading all of it for every read grew with the sample)
+    by_position = bool(dims) and dims[0] == "position" and name != "position_done" and "position_done" in group
     folder = Path(path) / name
     for c0 in first:
         for rest in itertools.product(*(range(g) for g in grid[1:])):
@@ -74,8 +73,8 @@ def check_chunks(path: str | Path, group: Any, name: str, selection: Any = slice
                 continue
             lo = int(c0) * rows_per_chunk
             hi = min(lo + rows_per_chunk, int(array.shape[0]))
-            if allowed is not None and allowed[lo:hi].all():
-                continue
+            if by_position and not np.asarray(group["position_done"][lo:hi], dtype=bool).any():
+                continue  # not acquired yet: fill values are the contract
             where = f"rows {lo}-{hi - 1}" if hi - lo > 1 else f"row {lo}"
             raise MissingChunkError(
                 f"sample {Path(path).name}: chunk {'.'.join(map(str, coords))} of {name!r} ({where}) "

@@ -364,7 +364,20 @@ def write_region(path: str | Path, name: str, start: int, data: np.ndarray) -> N
 
 
 def read_array(path: str | Path, name: str, selection: Any = slice(None)) -> np.ndarray:
-    """Read (part of) one array of a store as numpy, without xarray."""
+    """Read (part of) one array of a store as numpy, without xarray.
+
+    One row of an array chunked by row (a stack position, a grain's images) is decoded straight
+    from its chunk file (:func:`catalog.rawchunks.read_chunk`); anything else goes through zarr.
+    """
+    if isinstance(selection, (int, np.integer)):
+        from catalog.rawchunks import read_chunk
+
+        try:
+            row = read_chunk(path, name, int(selection))
+        except (OSError, ValueError, KeyError, TypeError):
+            row = None  # no such array, a damaged zarr.json, ...: zarr's path says what is wrong
+        if row is not None:
+            return row
     group = _group(path)
     if name not in group:
         raise ArchiveError(f"{Path(path).name} has no array {name!r}")

@@ -1,10 +1,13 @@
 """Worker side of the segment stage: a chunk of stack positions to a scratch file, and back into the store.
 
-Pass 1 (:func:`segment_chunk`) reads a few positions of a sample store, extracts their grains and
-writes images and measures to one ``.npz`` file under ``ARCHIVE/.work/segment/<sample>/``. The file
-appears under its final name only when complete (written to a temporary name, then renamed), so
-its presence is the chunk's done-mark and a killed run redoes only the chunks without one.
-Pass 2 (:func:`copy_chunk`) copies a chunk's images into ``particle_images``, whole chunks only.
+Pass 1 (:func:`segment_chunk`) reads a few positions of a sample store, extracts their grains,
+compresses each grain's images once, with the codec of ``particle_images``, into its own file under
+``ARCHIVE/.work/segment/<sample>/positions-<start>-<stop>.grains/``, and writes the measures to one
+``.npz`` file beside it. The ``.npz`` appears under its final name only when complete (written to a
+temporary name, then renamed, after the grain files), so its presence is the chunk's done-mark and
+a killed run redoes only the chunks without one.
+Pass 2 (:func:`copy_chunk`) puts a chunk's grain files into ``particle_images`` as its chunk files
+(hard links: nothing is decoded, encoded or copied), whole chunks only.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from catalog import SampleKey, read_array, read_attrs, write_region
+from catalog.rawchunks import chunk_codec, chunk_path, codec_config, encode_chunk, place_chunk, whole_rows, write_file
 from sedarchive.segmentation.extract import GrainTable, extract_grains
 from sedarchive.segmentation.settings import SegmentSettings
 
@@ -70,20 +74,39 @@ def segment_chunk(store_path: str, scratch: str, start: int, stop: int, settings
     segment = SegmentSettings.from_dict(settings)
     pixel_size = read_attrs(store_path).get("pixel_size_um")
     plate_lab = sample_plate(store_path, scratch, segment, sample_name)
-    images, tables = [], []
-    n_layers = 0
+    codec = grains_codec_config()
+    folder = grains_dir(target)
+    folder.mkdir(exist_ok=True)
+    tables = []
+    n_layers, n_grains = 0, 0
     for position in range(start, stop):
         stack = read_array(store_path, "stacks", position)
         n_layers = len(stack)
         crops, table = extract_grains(stack, segment, position=position, pixel_size_um=pixel_size,
                                       what=f"{sample_name} position {position}", plate_lab=plate_lab)
-        images.append(crops)
+        for crop in crops:  # each grain compressed once, as the chunk file it will be
+            write_file(folder / f"{n_grains:06d}", encode_chunk(codec, crop))
+            n_grains += 1
         tables.append(table)
     table = GrainTable.concat(tables, n_layers, with_um=pixel_size is not None)
+    image_shape = (n_layers, segment.crop_size, segment.crop_size, 3)
     tmp = target.with_name(f"{target.stem}.tmp{os.getpid()}.npz")
-    np.savez(tmp, images=np.concatenate(images), **table.columns)
+    np.savez(tmp, codec=np.asarray(json.dumps(codec, sort_keys=True)), image_shape=np.asarray(image_shape),
+             **table.columns)
     os.replace(tmp, target)  # the done-mark: the file exists only once complete
     return len(table)
+
+
+def grains_codec_config() -> dict:
+    """The Blosc configuration of ``particle_images`` (the bytes pass 1 writes are its chunks)."""
+    from catalog.store import grains_codec
+
+    return grains_codec().to_dict()["configuration"]
+
+
+def grains_dir(chunk: Path) -> Path:
+    """The folder of a chunk's compressed grain images (one file per grain, in order)."""
+    return chunk.with_suffix(".grains")
 
 
 #: The plate colour of a sample is learnt from this many positions spread over it (middle layer).
@@ -152,15 +175,39 @@ def chunk_count(path: str | Path) -> int:
         return int(data["position"].shape[0])
 
 
+#: entries of a chunk's scratch file that are not per-grain measures
+NOT_MEASURES = ("images", "codec", "image_shape")
+
+
 def read_chunk_table(path: str | Path) -> GrainTable:
     """The per-grain measures of a done chunk (without its images)."""
     with np.load(path) as data:
-        return GrainTable({name: data[name] for name in data.files if name != "images"})
+        return GrainTable({name: data[name] for name in data.files if name not in NOT_MEASURES})
 
 
 def copy_chunk(store_path: str, path: str, first_particle: int, target: str = "particle_images") -> int:
-    """Pass 2: write a done chunk's images into ``target`` (the staged ``particle_images``) from ``first_particle`` on."""
+    """Pass 2: put a done chunk's grain images into ``target`` (the staged ``particle_images``) from
+    ``first_particle`` on: the grain files of pass 1 are linked in as its chunk files when the array
+    has the codec and shape they were encoded for, else decoded and written through zarr (as is a
+    scratch file of an older version, which holds the images themselves)."""
     with np.load(path) as data:
-        images = data["images"]
+        if "images" in data.files:
+            images = data["images"]
+            write_region(store_path, target, first_particle, images)
+            return len(images)
+        codec = json.loads(str(data["codec"]))
+        image_shape = [int(v) for v in data["image_shape"]]
+        n = int(data["position"].shape[0])
+    files = [grains_dir(Path(path)) / f"{i:06d}" for i in range(n)]
+    meta = json.loads((Path(store_path) / target / "zarr.json").read_text())
+    if codec_config(meta) == codec and whole_rows(meta) and list(meta["shape"][1:]) == image_shape \
+            and first_particle + n <= meta["shape"][0]:
+        for i, file in enumerate(files):
+            place_chunk(file, chunk_path(store_path, target, (first_particle + i, *[0] * len(image_shape)), meta))
+        return n
+    blosc = chunk_codec(codec)
+    images = np.empty((n, *image_shape), np.uint8)
+    for i, file in enumerate(files):
+        blosc.decode(file.read_bytes(), out=images[i])
     write_region(store_path, target, first_particle, images)
-    return len(images)
+    return n

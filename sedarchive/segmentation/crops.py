@@ -24,8 +24,9 @@ def plate_colour(frame: np.ndarray, grain_mask: np.ndarray | None = None) -> np.
 
 
 def crop_grain(stack: np.ndarray, box: Sequence[int], size: int = 280, *, pad: bool = False,
-               fill: Sequence[int] | np.ndarray = (0, 0, 0)) -> np.ndarray:
-    """The box ``y0, x0, y1, x1`` (end exclusive) of every layer, resized to ``(layer, size, size, 3)``.
+               fill: Sequence[int] | np.ndarray = (0, 0, 0), out: np.ndarray | None = None) -> np.ndarray:
+    """The box ``y0, x0, y1, x1`` (end exclusive) of every layer, resized to ``(layer, size, size, 3)``
+    (written into ``out`` when given: a C-contiguous uint8 array of that shape).
 
     Without ``pad`` the box is stretched to the square (the paper); with ``pad`` it is first padded
     to a square with the colour ``fill``, centred, so that the grain keeps its proportions.
@@ -54,8 +55,11 @@ def crop_grain(stack: np.ndarray, box: Sequence[int], size: int = 280, *, pad: b
         cut = square
     h, w = cut.shape[1:3]
     interpolation = cv2.INTER_AREA if h >= size and w >= size else cv2.INTER_LINEAR
-    return np.stack([cv2.resize(np.ascontiguousarray(layer), (size, size), interpolation=interpolation)
-                     for layer in cut])
+    if out is None:
+        out = np.empty((len(cut), size, size, 3), np.uint8)
+    for layer, target in zip(cut, out):
+        cv2.resize(np.ascontiguousarray(layer), (size, size), dst=target, interpolation=interpolation)
+    return out
 
 
 def crop_grains(stack: np.ndarray, boxes: Sequence[Sequence[int]], size: int = 280, *, pad: bool = False,
@@ -74,5 +78,5 @@ def crop_grains(stack: np.ndarray, boxes: Sequence[Sequence[int]], size: int = 2
         fill = plate_colour(stack[0])
     out = np.empty((len(boxes), len(stack), size, size, 3), np.uint8)
     for i, box in enumerate(boxes):
-        out[i] = crop_grain(stack, box, size, pad=pad, fill=fill)
+        crop_grain(stack, box, size, pad=pad, fill=fill, out=out[i])
     return out

@@ -105,21 +105,44 @@ def match_layers(labels: np.ndarray) -> list[Grain]:
     n_groups -= 1
     if n_groups == 0:
         return []
+    counts = _objects_per_group(labels, groups, n_groups)
     grains = []
     for g, (ys, xs) in enumerate(ndimage.find_objects(groups, max_label=n_groups), start=1):
         layer_masks = found[:, ys, xs] & (groups[ys, xs] == g)
-        for masks in _split_bridged(labels[:, ys, xs], layer_masks):
+        for masks in _split_bridged(labels[:, ys, xs], layer_masks, counts[:, g].tolist()):
             grains.append(_grain(masks, (ys.start, xs.start), frame_shape))
     # Raster order of the boxes: the same grains always come out in the same order.
     grains.sort(key=lambda grain: (grain.box[0], grain.box[1], grain.box[2], grain.box[3]))
     return grains
 
 
-def _split_bridged(labels: np.ndarray, masks: np.ndarray) -> list[np.ndarray]:
-    """The group's per-layer masks ``(layer, h, w)``, split where two or more layers see it in pieces."""
+def _objects_per_group(labels: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """``(layer, group)``: how many objects of each layer lie in each group (one count per frame,
+    not one ``np.unique`` per group and layer)."""
+    out = np.zeros((len(labels), n_groups + 1), np.int64)
+    flat_groups = groups.ravel()
+    for i, layer in enumerate(labels):
+        flat = layer.ravel()
+        inside = np.flatnonzero(flat)
+        if not inside.size:
+            continue
+        width = int(flat[inside].max()) + 1
+        keys = flat_groups[inside].astype(np.int64) * width + flat[inside]
+        if (n_groups + 1) * width <= 1 << 22:
+            pairs = np.flatnonzero(np.bincount(keys, minlength=(n_groups + 1) * width))
+        else:  # very many objects: a table of every group and label would be too big
+            pairs = np.unique(keys)
+        out[i] = np.bincount(pairs // width, minlength=n_groups + 1)
+    return out
+
+
+def _split_bridged(labels: np.ndarray, masks: np.ndarray, counts: list[int] | None = None) -> list[np.ndarray]:
+    """The group's per-layer masks ``(layer, h, w)``, split where two or more layers see it in pieces.
+    ``counts``: the objects of each layer in the group, when known."""
     from scipy import ndimage
 
-    counts = [len(np.unique(labels[i][masks[i]])) for i in range(len(masks))]
+    if counts is None:
+        counts = [len(np.unique(labels[i][masks[i]])) for i in range(len(masks))]
     k = sorted(counts)[-2] if len(counts) >= 2 else counts[0]
     if k <= 1:
         return [masks]

@@ -13,7 +13,7 @@ region, the whole frame.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -47,6 +47,8 @@ class PlateModel:
     width: int
     #: the grain level (:func:`spread_level`), once measured
     level: float | None = None
+    #: the frame it was learnt on (a second call on that frame takes this model as it is)
+    frame: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def distance(self) -> np.ndarray:
         """ΔE of the shrunk frame from its local plate colour."""
@@ -79,6 +81,8 @@ def plate_model(frame: np.ndarray, plate_lab: np.ndarray, *, cell_px: int = CELL
     """
     import cv2
 
+    if like is not None and _same_pixels(like.frame, frame):  # the middle layer, whose model was learnt first
+        return like
     height, width = frame.shape[:2]
     factor = shrink_factor(height, width)
     if factor > 1:
@@ -101,7 +105,14 @@ def plate_model(frame: np.ndarray, plate_lab: np.ndarray, *, cell_px: int = CELL
     if like is not None and like.local.shape == lab.shape:
         return PlateModel(lab, like.local, factor, height, width, like.level)
     cells = (max(1, round(width / cell_px)), max(1, round(height / cell_px)))
-    return PlateModel(lab, local_plate(lab, plate_lab, cells, from_plate, fast_fit=True), factor, height, width)
+    return PlateModel(lab, local_plate(lab, plate_lab, cells, from_plate, fast_fit=True), factor, height, width,
+                      frame=frame)
+
+
+def _same_pixels(a: np.ndarray | None, b: np.ndarray) -> bool:
+    """True when ``a`` and ``b`` view the same memory the same way (two views of one stack's layer)."""
+    return a is b or (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
+                      and a.strides == b.strides and a.dtype == b.dtype and a.ctypes.data == b.ctypes.data)
 
 
 def local_window(model: PlateModel, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:

@@ -4,10 +4,12 @@ Orchestration only: the kernels live in the other modules of this package, the w
 :mod:`~sedarchive.segmentation.chunks`. The particle count of a sample is known only once every
 position is segmented, so the stage runs in two passes:
 
-1. one task per chunk of positions segments it into a scratch file (resumable per chunk);
-2. the client creates the per-grain arrays, one task per chunk copies its images into
-   ``particle_images`` (one particle per Zarr chunk, so tasks never share a chunk), the client
-   writes the small per-grain variables, records the settings and sets the status ``segmented``.
+1. one task per chunk of positions segments it into a scratch file of measures, and each grain's
+   images compressed once into a file of its own (resumable per chunk);
+2. the client creates the per-grain arrays, one task per chunk links its grain files into
+   ``particle_images`` as its chunk files (one particle per Zarr chunk, so tasks never share a
+   chunk), the client writes the small per-grain variables, records the settings and sets the
+   status ``segmented``.
 """
 from __future__ import annotations
 
@@ -96,7 +98,7 @@ def run_stage(archive: Archive, keys: list[SampleKey], client: Any, settings: Se
 
 def _batches(archive: Archive, keys: list[SampleKey]) -> list[list[SampleKey]]:
     """Samples grouped until a group has ``BATCH_POSITIONS`` positions: enough tasks to keep every
-    worker busy, while the scratch space (uncompressed grain images) stays bounded."""
+    worker busy, while the scratch space (compressed grain images until they are linked in) stays bounded."""
     batches: list[list[SampleKey]] = []
     size = BATCH_POSITIONS
     for key in keys:

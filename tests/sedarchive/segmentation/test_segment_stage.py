@@ -221,3 +221,37 @@ def test_killed_run_resumes_to_the_clean_result(archive, dask_client, tmp_path):
     assert report.ok, report.failures
     images, columns = in_memory(path, settings)
     assert_store_equals(path, images, columns)
+
+
+def test_grains_are_compressed_once_and_old_scratch_files_still_copy(archive, dask_client):
+    from catalog.rawchunks import chunk_codec
+    from catalog.store import create_variables, staged_name
+    from sedarchive.segmentation.chunks import copy_chunk, grains_codec_config, grains_dir
+
+    path = simulate_sample(archive, KEY, n_positions=2, seed=8)
+    images, columns = in_memory(path, FAST)
+    scratch = scratch_dir(archive.root, KEY)
+    prepare_scratch(scratch, FAST)
+    n = segment_chunk(str(path), str(scratch), 0, 2, FAST.to_dict(), KEY.name)
+    assert n == len(images) > 3
+    with np.load(chunk_file(scratch, 0, 2)) as data:
+        assert "images" not in data.files  # no uncompressed copy of the grains
+    files = sorted(grains_dir(chunk_file(scratch, 0, 2)).iterdir())
+    blosc = chunk_codec(grains_codec_config())
+    assert len(files) == n
+    for file, image in zip(files, images):
+        np.testing.assert_array_equal(np.frombuffer(blosc.decode(file.read_bytes()), np.uint8).reshape(image.shape),
+                                      image)
+    dims = ("particle", "layer", "py", "px", "channel")
+    shape, chunks = images.shape, (1, *images.shape[1:])
+    # an array of another codec (zstd) gets the grains decoded and written through zarr, not linked
+    create_variables(path, {staged_name("particle_images"): (dims, shape, "uint8", chunks)},
+                     compressed=[staged_name("particle_images")])
+    assert copy_chunk(str(path), str(chunk_file(scratch, 0, 2)), 0, staged_name("particle_images")) == n
+    np.testing.assert_array_equal(read_array(path, staged_name("particle_images")), images)
+    # a scratch file of the version before (the images themselves) is still written in
+    old = chunk_file(scratch, 2, 4)
+    np.savez(old, images=images, **columns)
+    create_variables(path, {"again": (dims, shape, "uint8", chunks)}, compressed=["again"], codec="grains")
+    assert copy_chunk(str(path), str(old), 0, "again") == n
+    np.testing.assert_array_equal(read_array(path, "again"), images)
