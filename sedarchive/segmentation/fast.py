@@ -65,7 +65,7 @@ def segment_fast(frame: np.ndarray, *, smooth_px: int = 5, open_px: int = 3, thr
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (open_px, open_px))
         mask = cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_OPEN, kernel).view(bool)
     labels = label_grains(mask, min_area_px)
-    return split_touching(labels, neck_ratio, min_area_px) if split else fill_each(labels)
+    return split_touching(labels, neck_ratio, min_area_px, frame=frame) if split else fill_each(labels)
 
 
 def _segment_model(frame: np.ndarray, plate_lab: np.ndarray, *, open_px: int, min_area_px: int,
@@ -100,7 +100,8 @@ def _segment_model(frame: np.ndarray, plate_lab: np.ndarray, *, open_px: int, mi
     labels = np.zeros((height, width), np.int32)
     n = 0
     for region, grains in zip(regions, grown):
-        grains = split_touching(grains, neck_ratio, min_area_px, dense=dense) if split else fill_each(grains)
+        grains = split_touching(grains, neck_ratio, min_area_px, dense=dense,
+                                frame=frame[region.y0:region.y1, region.x0:region.x1]) if split else fill_each(grains)
         inside = grains > 0
         labels[region.y0:region.y1, region.x0:region.x1][inside] = grains[inside] + n
         n += int(grains.max()) if grains.size else 0

@@ -80,4 +80,4 @@ def segment_slic(frame: np.ndarray, *, superpixel_px: int = 10, compactness: flo
         labels = grow_from_cores(pooled, cut, core_level(pooled, cut) if split else cut, min_area_px)
     else:
         labels = label_grains(grain[sp], min_area_px)
-    return split_touching(labels, neck_ratio, min_area_px) if split else fill_each(labels)
+    return split_touching(labels, neck_ratio, min_area_px, frame=frame) if split else fill_each(labels)
