@@ -51,6 +51,9 @@ PALE_FRACTION = 0.85
 MIN_COLOUR_PIECE = 0.12
 #: Side (px) of the opening that keeps only solid dark and pale parts (not rims, specks, pores).
 COLOUR_OPEN_PX = 5
+#: ... and the pale part must be this much lighter (Lab L, median of each part) than the dark part: on
+#: a dark plate (blue, L 30) the two thresholds close up, and a dark grain's lit side is no pale grain.
+MIN_LIGHT_GAP = 25.0
 
 
 def _pair_borders(basins: np.ndarray, value: np.ndarray, n: int, how: str = "max") -> dict[tuple[int, int], float]:
@@ -321,9 +324,9 @@ def split_by_colour(mask: np.ndarray, light: np.ndarray, plate_light: float, min
 
     ``light`` is the lightness (Lab L) over the object's box and ``plate_light`` the plate's. Solid
     cores darker than :data:`DARK_FRACTION` of the plate and at least :data:`PALE_FRACTION` of it
-    (opened by :data:`COLOUR_OPEN_PX`) seed a watershed on the lightness gradient; the object is split
-    only when its dark and its pale pieces each hold :data:`MIN_COLOUR_PIECE` of it (and
-    ``min_area_px``). Pieces of one colour that touch stay apart here (the shape split judges them).
+    (opened by :data:`COLOUR_OPEN_PX`), :data:`MIN_LIGHT_GAP` apart, seed a watershed on the lightness
+    gradient; the object is split only when its dark and its pale pieces each hold
+    :data:`MIN_COLOUR_PIECE` of it (and ``min_area_px``). Pieces of one colour that touch stay apart here (the shape split judges them).
 
     Examples
     --------
@@ -355,6 +358,8 @@ def split_by_colour(mask: np.ndarray, light: np.ndarray, plate_light: float, min
         if int(core.sum()) < need / 3:
             return None
         cores.append(core.astype(bool))
+    if float(np.median(light[cores[1]])) - float(np.median(light[cores[0]])) < MIN_LIGHT_GAP:
+        return None
     labelled = [ndimage.label(core, structure=np.ones((3, 3))) for core in cores]
     markers = np.zeros(mask.shape, np.int32)
     kinds = [0]

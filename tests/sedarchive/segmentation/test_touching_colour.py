@@ -65,3 +65,15 @@ def test_split_touching_without_frame_is_unchanged():
     labels = (segment_frame(frame, "slic", SMALL.replace(split_touching=False)) > 0).astype(np.int32)
     assert split_touching(labels, 0.35, 30).max() == 1
     assert split_touching(labels, 0.35, 30, frame=frame).max() == 2
+
+
+def test_dark_grain_with_a_lit_side_on_a_dark_blue_plate_stays_whole():
+    # measured on bench/harder.py's blue plate (L 30): dark grains L 17, their lit side L 30-33
+    light = np.full((60, 80), 30.0, np.float32)
+    mask = np.zeros((60, 80), bool)
+    mask[5:55, 5:75] = True
+    light[5:55, 5:50] = 17.0
+    light[5:55, 50:75] = 32.0
+    assert split_by_colour(mask, light, 30.0) is None
+    light[5:55, 50:75] = 80.0                             # a pale grain against it: two grains
+    assert split_by_colour(mask, light, 30.0).max() == 2
