@@ -319,14 +319,16 @@ def _lightness(frame: np.ndarray | None, labels: np.ndarray) -> tuple[np.ndarray
     return light, float(np.median(light[labels == 0]))
 
 
-def split_by_colour(mask: np.ndarray, light: np.ndarray, plate_light: float, min_area_px: int = 0) -> np.ndarray | None:
+def split_by_colour(mask: np.ndarray, light: np.ndarray, plate_light: float,
+                    min_area_px: int = 0) -> np.ndarray | None:
     """Labels (int32, ``1..k``) of the dark and the pale grains of one object, or None if it is one colour.
 
     ``light`` is the lightness (Lab L) over the object's box and ``plate_light`` the plate's. Solid
     cores darker than :data:`DARK_FRACTION` of the plate and at least :data:`PALE_FRACTION` of it
     (opened by :data:`COLOUR_OPEN_PX`), :data:`MIN_LIGHT_GAP` apart, seed a watershed on the lightness
     gradient; the object is split only when its dark and its pale pieces each hold
-    :data:`MIN_COLOUR_PIECE` of it (and ``min_area_px``). Pieces of one colour that touch stay apart here (the shape split judges them).
+    :data:`MIN_COLOUR_PIECE` of it (and ``min_area_px``). Pieces of one colour that touch stay apart
+    here (the shape split judges them).
 
     Examples
     --------

@@ -77,3 +77,10 @@ def test_dark_grain_with_a_lit_side_on_a_dark_blue_plate_stays_whole():
     assert split_by_colour(mask, light, 30.0) is None
     light[5:55, 50:75] = 80.0                             # a pale grain against it: two grains
     assert split_by_colour(mask, light, 30.0).max() == 2
+
+
+@pytest.mark.parametrize("method", ["slic", "fast"])
+def test_colour_split_is_a_recorded_setting_that_can_be_turned_off(method):
+    frame = overlapping_pair(QUARTZ, DARK)
+    assert segment_frame(frame, method, SMALL.replace(split_by_colour=False)).max() == 1
+    assert SMALL.recorded()["split_by_colour"] is True
