@@ -89,7 +89,7 @@ def run_stages(archive: Archive, epochs: int | None, k: int, crop_size: int, pre
 
 def grain_tables(archive: Archive) -> list[dict]:
     """Per sample: the truths, and for each found grain its matched true kind ('' where none)."""
-    from groundtruth import match
+    from groundtruth import match_pieces
 
     from acquisition.sim import plate_fractions, read_plate_truth, read_truth
 
@@ -97,13 +97,14 @@ def grain_tables(archive: Archive) -> list[dict]:
     for key in archive.keys():
         path = archive.sample_path(key)
         truth = read_truth(path)
-        grains, _ = read_plate_truth(path)
-        index, _ = match(read_array(path, "position"), read_array(path, "bbox"), truth)
-        kinds = truth["kind"].to_numpy().astype(object)  # a clump: the kind of its largest grain
+        grains, appearances = read_plate_truth(path)
+        appearances = appearances.merge(grains[["plate", "grain_id", "kind"]], on=["plate", "grain_id"])
+        # a clump: the kind of its largest grain; a grain split off a clump: its own kind
+        kind = match_pieces(read_array(path, "position"), read_array(path, "bbox"), truth, appearances)
         out.append({
             "key": key, "path": path, "truth": truth,
             "plate": plate_fractions(grains, KINDS), "n_plate": int(grains["in_scan"].sum()),
-            "kind": np.array([kinds[i] if i >= 0 else "" for i in index], dtype=object),
+            "kind": kind,
             "chopped": read_array(path, "chopped").astype(bool),
             "flagged": read_array(path, "chopped").astype(bool) | read_array(path, "clump").astype(bool),
             "cluster": read_array(path, "cluster").astype(np.int64),

@@ -66,6 +66,52 @@ def match(position: np.ndarray, bbox: np.ndarray, truth: pd.DataFrame, min_iou: 
     return index, iou_of
 
 
+def match_pieces(position: np.ndarray, bbox: np.ndarray, truth: pd.DataFrame, appearances: pd.DataFrame,
+                 min_iou: float = 0.5) -> np.ndarray:
+    """The true kind of each found grain, with the grains of split clumps named by their own grain.
+
+    First as :func:`match` (a found object against the simulator's objects, a clump having the kind
+    of its largest grain). Found objects left unmatched are then paired, one to one by IoU, with the
+    single-grain appearances (``<name>.appearances.csv``) of the clump objects of their frame: a
+    segmenter that splits a clump into its grains finds grains that are no object of the truth,
+    and an expert names each by its own look. ``''`` where nothing matches.
+
+    Examples
+    --------
+    >>> truth = pd.DataFrame({"position": [0], "object_id": [0], "kind": ["quartz"], "clump": [True],
+    ...                       "y0": [0], "x0": [0], "y1": [10], "x1": [20]})
+    >>> app = pd.DataFrame({"position": [0, 0], "object_id": [0, 0], "kind": ["quartz", "dark"],
+    ...                     "y0": [0, 0], "x0": [0, 12], "y1": [10, 10], "x1": [13, 20]})
+    >>> match_pieces(np.array([0]), np.array([[0, 0, 10, 20]]), truth, app).tolist()    # merged
+    ['quartz']
+    >>> match_pieces(np.array([0, 0]), np.array([[0, 0, 10, 12], [0, 12, 10, 20]]), truth, app).tolist()  # split
+    ['quartz', 'dark']
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    position = np.asarray(position)
+    bbox = np.asarray(bbox).reshape(-1, 4)
+    index, _ = match(position, bbox, truth, min_iou)
+    kinds = truth["kind"].to_numpy().astype(object)
+    out = np.array([kinds[i] if i >= 0 else "" for i in index], dtype=object)
+    clumps = truth[truth["clump"].to_numpy(bool)]
+    pieces = appearances.merge(clumps[["position", "object_id"]], on=["position", "object_id"])
+    if not len(pieces):
+        return out
+    piece_boxes, piece_pos = pieces[["y0", "x0", "y1", "x1"]].to_numpy(), pieces["position"].to_numpy()
+    piece_kind = pieces["kind"].to_numpy().astype(object)
+    for p in np.unique(position[index < 0]):
+        found = np.flatnonzero((position == p) & (index < 0))
+        true = np.flatnonzero(piece_pos == p)
+        if not len(true):
+            continue
+        iou = box_iou(bbox[found], piece_boxes[true])
+        for r, c in zip(*linear_sum_assignment(-iou)):
+            if iou[r, c] >= min_iou:
+                out[found[r]] = piece_kind[true[c]]
+    return out
+
+
 def true_kinds(position: np.ndarray, bbox: np.ndarray, truth: pd.DataFrame, min_iou: float = 0.5) -> np.ndarray:
     """The true kind of each found grain (``''`` where no true object matches it)."""
     index, _ = match(position, bbox, truth, min_iou)

@@ -27,13 +27,14 @@ def segment_fast(frame: np.ndarray, *, smooth_px: int = 5, open_px: int = 3, thr
                  hue_gate: bool = True, min_area_px: int = 200, min_plate_fraction: float = 0.02,
                  min_contrast: float = 0.2, background: str | tuple = "auto", plate_lab: np.ndarray | None = None,
                  min_delta_e: float | None = None, split: bool = True, neck_ratio: float = 0.5,
-                 what: str = "frame", like: PlateModel | None = None) -> np.ndarray:
+                 what: str = "frame", like: PlateModel | None = None, colour: bool = True) -> np.ndarray:
     """Grain labels of one frame from a per-pixel threshold (int32, 0 for the plate).
 
     ``plate_lab`` is the plate's Lab colour (estimated from this frame with the ``background``
     rule when not given). ``background="paper"`` uses the paper's saturation rule instead
     (``threshold``, ``hue_gate``, ``min_contrast``). ``like`` is the plate model of another focal
     layer of the same position (:func:`~sedarchive.segmentation.regions.plate_model`), reused.
+    ``colour``: also split a dark grain touching a pale one by colour (``split`` on).
 
     Examples
     --------
@@ -60,17 +61,19 @@ def segment_fast(frame: np.ndarray, *, smooth_px: int = 5, open_px: int = 3, thr
             plate_lab = plate_colour([frame], background)
         return _segment_model(frame, plate_lab, open_px=open_px, min_area_px=min_area_px,
                               min_plate_fraction=min_plate_fraction, min_delta_e=min_delta_e, split=split,
-                              neck_ratio=neck_ratio, what=what, like=like)
+                              neck_ratio=neck_ratio, what=what, like=like, colour=colour)
     if open_px > 1:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (open_px, open_px))
         mask = cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_OPEN, kernel).view(bool)
     labels = label_grains(mask, min_area_px)
-    return split_touching(labels, neck_ratio, min_area_px) if split else fill_each(labels)
+    if not split:
+        return fill_each(labels)
+    return split_touching(labels, neck_ratio, min_area_px, frame=frame if colour else None)
 
 
 def _segment_model(frame: np.ndarray, plate_lab: np.ndarray, *, open_px: int, min_area_px: int,
                    min_plate_fraction: float, min_delta_e: float | None, split: bool, neck_ratio: float,
-                   what: str, like: PlateModel | None = None) -> np.ndarray:
+                   what: str, like: PlateModel | None = None, colour: bool = True) -> np.ndarray:
     """The background model's grains: ΔE at full resolution only in the candidate regions, each
     region outlined, grown from its cores and split alone (:mod:`~sedarchive.segmentation.regions`)."""
     import cv2
@@ -100,7 +103,8 @@ def _segment_model(frame: np.ndarray, plate_lab: np.ndarray, *, open_px: int, mi
     labels = np.zeros((height, width), np.int32)
     n = 0
     for region, grains in zip(regions, grown):
-        grains = split_touching(grains, neck_ratio, min_area_px, dense=dense) if split else fill_each(grains)
+        part = frame[region.y0:region.y1, region.x0:region.x1] if colour else None
+        grains = split_touching(grains, neck_ratio, min_area_px, dense=dense, frame=part) if split else fill_each(grains)
         inside = grains > 0
         labels[region.y0:region.y1, region.x0:region.x1][inside] = grains[inside] + n
         n += int(grains.max()) if grains.size else 0

@@ -38,6 +38,7 @@ def segment_frame(frame: np.ndarray, method: str | None = None, settings: Segmen
                   min_plate_fraction=settings.min_plate_fraction, min_contrast=settings.min_contrast,
                   background=parse_background(settings.background), plate_lab=plate_lab,
                   min_delta_e=settings.min_delta_e, split=settings.split_touching,
+                  colour=settings.split_by_colour,
                   neck_ratio=settings.neck_ratio, what=what)
     if method == "slic":
         return segment_slic(frame, superpixel_px=settings.superpixel_px, compactness=settings.slic_compactness,

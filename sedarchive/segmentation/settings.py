@@ -43,6 +43,9 @@ class SegmentSettings:
     #: smaller grain's inscribed radius (watershed on the distance transform).
     split_touching: bool = True
     neck_ratio: float = 0.35
+    #: ... and a dark grain touching a pale one is split by colour, whatever the shape
+    #: (:func:`~sedarchive.segmentation.touching.split_by_colour`; issue 12).
+    split_by_colour: bool = True
     #: paper: saturation (0..1) at or above which a superpixel / pixel is plate; ``None``: Otsu per frame.
     saturation_threshold: float | None = None
     #: Otsu's two classes must differ by this much mean saturation, else the frame is an empty plate.

@@ -37,14 +37,15 @@ def segment_slic(frame: np.ndarray, *, superpixel_px: int = 10, compactness: flo
                  threshold: float | None = None, hue_gate: bool = True, min_area_px: int = 200,
                  min_plate_fraction: float = 0.02, min_contrast: float = 0.2, background: str | tuple = "auto",
                  plate_lab: np.ndarray | None = None, min_delta_e: float | None = None, split: bool = True,
-                 neck_ratio: float = 0.5, what: str = "frame") -> np.ndarray:
+                 neck_ratio: float = 0.5, what: str = "frame", colour: bool = True) -> np.ndarray:
     """Grain labels of one frame by the paper's method (superpixels).
 
     With the background model, superpixels whose mean distance from the plate colour is below
     ``min_delta_e`` are plate. With ``background="paper"``, superpixels whose mean saturation is at
     or above ``threshold`` (default: Otsu's threshold of the frame's saturation histogram, as in the
     paper's figure 1) are plate. The other superpixels are grain; touching grain superpixels form
-    one object, split where grains touch through a neck. Returns int32 labels, 0 for the plate.
+    one object, split where grains touch through a neck (and, with ``colour``, where a dark grain
+    touches a pale one). Returns int32 labels, 0 for the plate.
 
     Examples
     --------
@@ -80,4 +81,6 @@ def segment_slic(frame: np.ndarray, *, superpixel_px: int = 10, compactness: flo
         labels = grow_from_cores(pooled, cut, core_level(pooled, cut) if split else cut, min_area_px)
     else:
         labels = label_grains(grain[sp], min_area_px)
-    return split_touching(labels, neck_ratio, min_area_px) if split else fill_each(labels)
+    if not split:
+        return fill_each(labels)
+    return split_touching(labels, neck_ratio, min_area_px, frame=frame if colour else None)

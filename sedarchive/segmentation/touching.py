@@ -40,6 +40,20 @@ SIMILAR_PIECE_RATIO = 0.7
 DENSE_COVERAGE = 0.5
 DENSE_NECK_RATIO = 0.8
 SIMILAR_NECK_BONUS = 0.08
+#: Colour split: inside one object, pixels darker than :data:`DARK_FRACTION` of the plate's lightness
+#: (Lab L) are a dark grain's, pixels at least :data:`PALE_FRACTION` of it a pale grain's (the blurred
+#: rim between them is neither). An object with a solid dark part and a solid pale part, each at
+#: least :data:`MIN_COLOUR_PIECE` of the object, is a dark grain touching a pale one (quartz, a
+#: foraminifer): split along the colour edge, whatever its shape. A dark grain alone, a pale grain
+#: alone, and any grain on a plate too dark for grains to be darker than it, stay whole.
+DARK_FRACTION = 0.6
+PALE_FRACTION = 0.85
+MIN_COLOUR_PIECE = 0.12
+#: Side (px) of the opening that keeps only solid dark and pale parts (not rims, specks, pores).
+COLOUR_OPEN_PX = 5
+#: ... and the pale part must be this much lighter (Lab L, median of each part) than the dark part: on
+#: a dark plate (blue, L 30) the two thresholds close up, and a dark grain's lit side is no pale grain.
+MIN_LIGHT_GAP = 25.0
 
 
 def _pair_borders(basins: np.ndarray, value: np.ndarray, n: int, how: str = "max") -> dict[tuple[int, int], float]:
@@ -230,14 +244,16 @@ def split_object(mask: np.ndarray, neck_ratio: float = 0.5, min_peak_px: float =
 
 
 def split_touching(labels: np.ndarray, neck_ratio: float = 0.5, min_area_px: int = 0,
-                   dense: bool | None = None) -> np.ndarray:
+                   dense: bool | None = None, frame: np.ndarray | None = None) -> np.ndarray:
     """Grain labels with every object that holds touching grains split into its grains.
 
-    Only objects less convex than :data:`CONVEX_ENOUGH` are flooded; pieces smaller than
-    ``min_area_px`` go back to the neighbouring piece they touch most (or are dropped if alone).
-    Holes are filled last, each grain's own (a gap enclosed by several grains stays plate). In a
-    densely packed frame (:data:`DENSE_COVERAGE`) necks up to :data:`DENSE_NECK_RATIO` are split;
-    ``dense`` says so for a part of a frame (``None``: judged from ``labels``).
+    With the RGB ``frame`` the labels come from, an object made of a dark and a pale grain is first
+    split by colour (:func:`split_by_colour`). Then only objects (or colour pieces) less convex than
+    :data:`CONVEX_ENOUGH` are flooded; pieces smaller than ``min_area_px`` go back to the
+    neighbouring piece they touch most (or are dropped if alone). Holes are filled last, each
+    grain's own (a gap enclosed by several grains stays plate). In a densely packed frame
+    (:data:`DENSE_COVERAGE`) necks up to :data:`DENSE_NECK_RATIO` are split; ``dense`` says so for a
+    part of a frame (``None``: judged from ``labels``).
 
     Examples
     --------
@@ -247,7 +263,6 @@ def split_touching(labels: np.ndarray, neck_ratio: float = 0.5, min_area_px: int
     >>> int(split_touching(labels).max())
     2
     """
-    import cv2
     from scipy import ndimage
 
     out = np.zeros_like(labels, dtype=np.int32)
@@ -256,30 +271,115 @@ def split_touching(labels: np.ndarray, neck_ratio: float = 0.5, min_area_px: int
         dense = labels.size > 0 and float(np.count_nonzero(labels)) / labels.size >= DENSE_COVERAGE
     split_kw = dict(neck_ratio=max(neck_ratio, DENSE_NECK_RATIO), min_piece_ratio=0.0) if dense else \
         dict(neck_ratio=neck_ratio)
+    light, plate_light = _lightness(frame, labels)
     for index, sl in enumerate(ndimage.find_objects(labels), start=1):
         if sl is None:
             continue
         mask = labels[sl] == index
-        pieces = None
-        if mask.sum() >= 2 * max(min_area_px, 16):
-            contours, _ = cv2.findContours(mask.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-            hull = cv2.contourArea(cv2.convexHull(np.concatenate(contours)))
-            # convex enough with its own holes filled (a translucent grain showing the plate)
-            whole = np.zeros(mask.shape, np.uint8)
-            cv2.drawContours(whole, contours, -1, 1, thickness=cv2.FILLED)
-            if hull > 0 and cv2.countNonZero(whole) / hull < CONVEX_ENOUGH:
-                pieces = split_object(mask, **split_kw)
-        if pieces is None or pieces.max() <= 1:
-            n += 1
-            out[sl][mask] = n
-            continue
-        pieces = _absorb_small(pieces, min_area_px)
-        for k in range(1, int(pieces.max()) + 1):
-            piece = pieces == k
-            if piece.any():
+        colour = split_by_colour(mask, light[sl], plate_light, min_area_px) if light is not None else None
+        parts = [mask] if colour is None else [colour == k for k in np.unique(colour[colour > 0])]
+        for part in parts:
+            pieces = _shape_pieces(part, split_kw, min_area_px)
+            if pieces is None or pieces.max() <= 1:
                 n += 1
-                out[sl][piece] = n
+                out[sl][part] = n
+                continue
+            pieces = _absorb_small(pieces, min_area_px)
+            for k in range(1, int(pieces.max()) + 1):
+                piece = pieces == k
+                if piece.any():
+                    n += 1
+                    out[sl][piece] = n
     return fill_each(out)
+
+
+def _shape_pieces(mask: np.ndarray, split_kw: dict, min_area_px: int) -> np.ndarray | None:
+    """:func:`split_object` of ``mask`` when it is big and not convex enough, else None."""
+    import cv2
+
+    if mask.sum() < 2 * max(min_area_px, 16):
+        return None
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    hull = cv2.contourArea(cv2.convexHull(np.concatenate(contours)))
+    # convex enough with its own holes filled (a translucent grain showing the plate)
+    whole = np.zeros(mask.shape, np.uint8)
+    cv2.drawContours(whole, contours, -1, 1, thickness=cv2.FILLED)
+    if hull > 0 and cv2.countNonZero(whole) / hull < CONVEX_ENOUGH:
+        return split_object(mask, **split_kw)
+    return None
+
+
+def _lightness(frame: np.ndarray | None, labels: np.ndarray) -> tuple[np.ndarray | None, float]:
+    """Lab lightness of ``frame`` (smoothed a little) and the plate's (median of the unlabelled pixels)."""
+    if frame is None or frame.ndim != 3 or frame.shape[:2] != labels.shape or not (labels == 0).any():
+        return None, 0.0
+    from sedarchive.segmentation.background_model import smoothed_lab
+
+    light = smoothed_lab(frame, 1.0)[..., 0]
+    return light, float(np.median(light[labels == 0]))
+
+
+def split_by_colour(mask: np.ndarray, light: np.ndarray, plate_light: float,
+                    min_area_px: int = 0) -> np.ndarray | None:
+    """Labels (int32, ``1..k``) of the dark and the pale grains of one object, or None if it is one colour.
+
+    ``light`` is the lightness (Lab L) over the object's box and ``plate_light`` the plate's. Solid
+    cores darker than :data:`DARK_FRACTION` of the plate and at least :data:`PALE_FRACTION` of it
+    (opened by :data:`COLOUR_OPEN_PX`), :data:`MIN_LIGHT_GAP` apart, seed a watershed on the lightness
+    gradient; the object is split only when its dark and its pale pieces each hold
+    :data:`MIN_COLOUR_PIECE` of it (and ``min_area_px``). Pieces of one colour that touch stay apart
+    here (the shape split judges them).
+
+    Examples
+    --------
+    >>> light = np.full((40, 60), 60.0, np.float32); mask = np.zeros((40, 60), bool)
+    >>> mask[10:30, 5:30] = True; mask[12:28, 30:55] = True          # one object, two grains
+    >>> light[10:30, 5:30] = 15.0; light[12:28, 30:55] = 85.0          # a dark one and a pale one
+    >>> int(split_by_colour(mask, light, 60.0).max())
+    2
+    >>> light[12:28, 30:55] = 15.0                                     # both dark: one colour
+    >>> split_by_colour(mask, light, 60.0) is None
+    True
+    """
+    import cv2
+    from scipy import ndimage
+    from skimage.segmentation import watershed
+
+    if not plate_light > 0:
+        return None
+    area = int(np.count_nonzero(mask))
+    need = max(float(min_area_px), MIN_COLOUR_PIECE * area)
+    if area < 2 * need:
+        return None
+    light = np.asarray(light, np.float32)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (COLOUR_OPEN_PX, COLOUR_OPEN_PX))
+    inner = cv2.erode(np.pad(mask, 1).astype(np.uint8), np.ones((3, 3), np.uint8))[1:-1, 1:-1].astype(bool)
+    cores = []
+    for part in (light < DARK_FRACTION * plate_light, light >= PALE_FRACTION * plate_light):
+        core = cv2.morphologyEx((part & inner).astype(np.uint8), cv2.MORPH_OPEN, kernel)
+        if int(core.sum()) < need / 3:
+            return None
+        cores.append(core.astype(bool))
+    if float(np.median(light[cores[1]])) - float(np.median(light[cores[0]])) < MIN_LIGHT_GAP:
+        return None
+    labelled = [ndimage.label(core, structure=np.ones((3, 3))) for core in cores]
+    markers = np.zeros(mask.shape, np.int32)
+    kinds = [0]
+    for kind, (lab, n) in enumerate(labelled, start=1):  # 1: dark, 2: pale
+        sizes = np.bincount(lab.ravel(), minlength=n + 1)
+        for k in range(1, n + 1):
+            if sizes[k] >= need / 3:
+                kinds.append(kind)
+                markers[lab == k] = len(kinds) - 1
+    kinds = np.asarray(kinds)
+    if not ((kinds == 1).any() and (kinds == 2).any()):
+        return None
+    gradient = cv2.morphologyEx(light, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+    basins = watershed(gradient, markers, mask=mask)
+    sizes = np.bincount(basins.ravel(), minlength=len(kinds))
+    if sizes[kinds == 1].sum() < need or sizes[kinds == 2].sum() < need:
+        return None
+    return _absorb_small(basins.astype(np.int32), int(min(need, max(min_area_px, 1))))
 
 
 def _absorb_small(pieces: np.ndarray, min_area_px: int) -> np.ndarray:
