@@ -1,6 +1,7 @@
 """Train the ``boundary`` segmentation method's weights from labelled photographs (CPU).
 
     nice -n 5 python bench/train_boundary.py DATA OUT.pt [--minutes 18] [--tile 256] [--batch 6]
+        [--init WEIGHTS] [--export-from SEGMENTEVERYGRAIN_GIT_DIR]
 
 ``DATA`` holds photographs in segmenteverygrain's layout: ``images/<name>_image.png`` (or ``.jpg``)
 with ``labels/<name>_labels.png`` (instance labels as colours, background ``(84, 1, 68)``, each
@@ -10,8 +11,8 @@ are refused: they are the test set and never seen in training.
 
 The weights shipped in ``sedarchive/segmentation/weights/`` were made from the segmenteverygrain
 project's own labelled photographs (Apache-2.0), taken from its git history
-(``github:zsylvester/segmenteverygrain``: ``images/`` at commits 5245f82e / e8305be7, ``examples/``
-at HEAD); see ``sedarchive/segmentation/weights/SOURCE.txt`` for the list and the exact command.
+(``github:zsylvester/segmenteverygrain``: ``images/`` at commits 5245f82 / 8aa18fb, ``examples/``
+at 1ab65cc); see ``sedarchive/segmentation/weights/SOURCE.txt`` for the list and the exact command.
 """
 from __future__ import annotations
 
@@ -25,6 +26,29 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from real import IMAGES, instance_labels, read_rgb  # noqa: E402
+
+
+#: The training set of the shipped weights: (path in the segmenteverygrain repository, commit, where here).
+TRAINING_FILES = [
+    *[(f"images/{n}_{kind}.png", commit, f"{folder}/{n}_{kind}.png")
+      for n in ("A003_20201229_103823", "IMG_5208", "IMG_5217", "IMG_5220", "california_gravel", "california_gravel_2")
+      for kind, commit, folder in (("image", "5245f82", "images"), ("labels", "8aa18fb", "labels"))],
+    ("examples/barton_creek/barton_creek_image.jpg", "1ab65cc", "images/barton_creek_image.jpg"),
+    ("examples/barton_creek/barton_creek_image_mask.png", "1ab65cc", "masks/barton_creek_mask.png"),
+    ("examples/torrey_pines_beach/torrey_pines_beach_image.jpg", "1ab65cc", "images/torrey_pines_beach_image.jpg"),
+    ("examples/torrey_pines_beach/torrey_pines_beach_mask.png", "1ab65cc", "masks/torrey_pines_beach_mask.png"),
+]
+
+
+def export_training_set(git_dir: Path, data: Path) -> None:
+    """Write :data:`TRAINING_FILES` from a git clone (or mirror) of segmenteverygrain into ``data``."""
+    import subprocess
+
+    for path, commit, target in TRAINING_FILES:
+        blob = subprocess.run(["git", "--git-dir", str(git_dir), "show", f"{commit}:{path}"], capture_output=True,
+                              check=True).stdout
+        (data / target).parent.mkdir(parents=True, exist_ok=True)
+        (data / target).write_bytes(blob)
 
 
 def read_photographs(data: Path, allow_test: bool = False) -> list:
@@ -62,7 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init", type=Path, help="start from these weights (same widths)")
     parser.add_argument("--allow-test", action="store_true", help="do not refuse the five test photographs")
+    parser.add_argument("--export-from", type=Path, metavar="GIT_DIR",
+                        help="first write the shipped weights' training set into DATA from a git clone of "
+                             "segmenteverygrain (its .git folder)")
     args = parser.parse_args(argv)
+    if args.export_from:
+        export_training_set(args.export_from, args.data)
     from sedarchive.segmentation.boundary_train import TrainSettings, train_boundary
 
     photos = read_photographs(args.data, args.allow_test)

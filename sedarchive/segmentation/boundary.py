@@ -4,10 +4,9 @@ As in the segmenteverygrain project (before its SAM step), grains are then the w
 boundary probability, flooded from markers where the interior probability is high, inside the
 pixels that are not plate. The network sees every photograph at one grain scale: the image is
 resized so that its median grain is :data:`GRAIN_PX` pixels across. That scale is given
-(``grain_px``, the median grain diameter in pixels of the photograph) or estimated: the network is
-run at a few trial scales and the trial whose grains come out nearest :data:`GRAIN_PX` wins
-(it was trained on grains from about 0.6x to 1.6x that size, so a trial within that range finds the
-grains whole), and the image is segmented at the scale those grains imply.
+(``grain_px``, the median grain diameter in pixels of the photograph) or estimated by the network
+itself at a few trial scales (:func:`estimate_grain_px`; it was trained on grains from 0.6x to 1.6x
+that size, so an estimate within that range still finds the grains whole).
 
 Weights are a file the user points at (``SegmentSettings.weights``), written by
 :func:`sedarchive.segmentation.boundary_train.train_boundary` (``bench/train_boundary.py``);
@@ -192,29 +191,27 @@ def estimate_grain_px(model: BoundaryModel, rgb: np.ndarray, trials: tuple[float
                       sample: int = 384) -> float:
     """The photograph's median grain diameter (pixels), estimated with the network at trial scales.
 
-    Each trial assumes grains ``d`` pixels across and segments the image resized to make them
-    :data:`GRAIN_PX`; the trial whose grains come out closest to that size (in log ratio) wins and
-    its grains' median size, brought back to the photograph, is the estimate. Each trial looks at
-    the middle of the photograph only, ``sample`` pixels square after resizing (about 12 x 12 grains).
+    Each trial assumes grains ``d`` pixels across, segments the image resized to make them
+    :data:`GRAIN_PX`, and brings its grains' median diameter back to the photograph's pixels: one
+    estimate per trial. A trial far from the true scale errs both ways (grains that look too large
+    are split, too small ones merged or missed: its estimate leans towards ``d``), so the median of
+    the trials' estimates is kept. Each trial looks at the middle of the photograph only, ``sample``
+    pixels square after resizing (about 12 x 12 grains).
     """
-    best = None
+    estimates = []
     h, w = rgb.shape[:2]
     for d in trials:
         scale = model.grain_px / d
         if min(h, w) * scale < 4 * model.stride:
             continue
-        # the middle of the photograph, at most ``sample`` pixels square once resized, is enough
         ch, cw = min(h, round(sample / scale)), min(w, round(sample / scale))
         crop = rgb[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
         found = median_diameter(instances(probabilities(model, crop, scale), min_area_px=int(0.05 * model.grain_px ** 2)))
-        if math.isnan(found):
-            continue
-        miss = abs(math.log(found / model.grain_px))
-        if best is None or miss < best[0]:
-            best = (miss, found / scale)
-    if best is None:
+        if not math.isnan(found):
+            estimates.append(found / scale)
+    if not estimates:
         raise InputError("boundary method: no grain found at any trial scale (an empty plate, or not grains?)")
-    return best[1]
+    return float(np.median(estimates))
 
 
 def segment_boundary(frame: np.ndarray, weights: str | Path | None, *, grain_px: float | None = None,
