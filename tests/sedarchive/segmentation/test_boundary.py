@@ -144,3 +144,13 @@ def test_shipped_weights_segment_a_real_photograph_through_the_segment_stage(tmp
     # a floor under the figure measured with the shipped weights (see the README's real-photograph
     # table): it catches a broken scale estimate, watershed or weights file
     assert found["recall"] >= FLOOR_RECALL and found["precision"] >= FLOOR_PRECISION, found
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from sedarchive.segmentation import boundary, boundary_train
+
+    for module in (boundary, boundary_train):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, module.__name__
