@@ -1,6 +1,7 @@
 """Segmentation of real photographs against their labels: recall, precision, median box IoU, speed.
 
-    python bench/real.py [--method slic|fast|both] [--image NAME ...] [--data DIR] [--json FILE]
+    python bench/real.py [--method slic|fast|both|boundary|all] [--weights FILE] [--image NAME ...]
+                         [--data DIR] [--json FILE]
 
 The photographs and instance labels of the open segmenteverygrain project (Apache-2.0; see
 ``SOURCE.txt`` and ``LICENSE.txt`` next to them) are read from ``../shared/data/real/segmenteverygrain``
@@ -11,6 +12,12 @@ focal layer, segmented with the project's kernels exactly as ``sedarchive segmen
 ``--method``). Found and labelled grains are paired one to one by box IoU (Hungarian assignment,
 ``bench/groundtruth.py``); a pair counts at IoU >= 0.5. Labelled grains cut by the image edge count
 like the others.
+
+``--method boundary`` (or ``all``: slic, fast and boundary) needs ``--weights FILE`` (default: the
+weights shipped in ``sedarchive/segmentation/weights/``, trained on other photographs of the same
+project, never on these five; see ``bench/train_boundary.py``). Its grain scale is estimated from
+each photograph (``grain_px`` reported next to the labels' own median grain diameter, ``true_px``)
+unless ``--set grain_px=...``; the seconds include that estimate.
 
 The label images hold one colour per grain (viridis), background ``(84, 1, 68)``; colours may
 repeat, so each colour is split into connected components.
@@ -39,6 +46,7 @@ IMAGES = ("20230511_132710955", "20210705_141816733", "2_1", "1_2", "2346")
 BACKGROUND_LABEL = (84, 1, 68)
 #: Labelled objects smaller than this (pixels) are slivers of a colour split by another grain.
 MIN_LABEL_PX = 20
+WEIGHTS = REPO / "sedarchive" / "segmentation" / "weights" / "boundary.pt"
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -65,6 +73,26 @@ def label_boxes(labels_rgb: np.ndarray) -> np.ndarray:
     return np.asarray(boxes, np.int64).reshape(-1, 4)
 
 
+def instance_labels(labels_rgb: np.ndarray) -> np.ndarray:
+    """Instance labels (int32) from a colour label image: each colour's connected components."""
+    import cv2
+
+    code = (labels_rgb[..., 0].astype(np.int64) << 16) | (labels_rgb[..., 1].astype(np.int64) << 8) | labels_rgb[..., 2]
+    bg = (BACKGROUND_LABEL[0] << 16) | (BACKGROUND_LABEL[1] << 8) | BACKGROUND_LABEL[2]
+    out = np.zeros(code.shape, np.int32)
+    k = 0
+    for value in np.unique(code):
+        if value == bg:
+            continue
+        n, comps = cv2.connectedComponents((code == value).astype(np.uint8), connectivity=8)
+        for i in range(1, n):
+            mask = comps == i
+            if mask.sum() >= MIN_LABEL_PX:
+                k += 1
+                out[mask] = k
+    return out
+
+
 def scores(found: np.ndarray, truth: np.ndarray, min_iou: float = 0.5) -> dict[str, float]:
     """Recall, precision and median IoU of the matched pairs (one to one, Hungarian on box IoU)."""
     from scipy.optimize import linear_sum_assignment
@@ -86,7 +114,8 @@ def run_image(name: str, data: Path, method: str, settings_changes: dict) -> dic
 
     image = read_rgb(data / "images" / f"{name}_image.png")
     truth = label_boxes(read_rgb(data / "labels" / f"{name}_labels.png"))
-    settings = SegmentSettings(method=method, crop_size=32, **settings_changes)
+    changes = {k: v for k, v in settings_changes.items() if method == "boundary" or k not in ("weights", "grain_px")}
+    settings = SegmentSettings(method=method, crop_size=32, **changes)
     start = time.perf_counter()
     _, table = extract_grains(image[None], settings, what=name)
     seconds = time.perf_counter() - start
@@ -94,12 +123,20 @@ def run_image(name: str, data: Path, method: str, settings_changes: dict) -> dic
     out = scores(found, truth)
     out.update(image=name, method=method, seconds=seconds, megapixels=image.shape[0] * image.shape[1] / 1e6,
                n_clump=int(table.columns["clump"].sum()))
+    if method == "boundary":
+        from sedarchive.segmentation.boundary import estimate_grain_px, load_weights
+
+        from sedarchive.segmentation.boundary import median_diameter
+
+        out["true_px"] = median_diameter(instance_labels(read_rgb(data / "labels" / f"{name}_labels.png")))
+        out["grain_px"] = settings.grain_px or estimate_grain_px(load_weights(settings.weights), image)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--method", default="default", choices=("default", "slic", "fast", "both"))
+    parser.add_argument("--method", default="default", choices=("default", "slic", "fast", "both", "boundary", "all"))
+    parser.add_argument("--weights", type=Path, default=WEIGHTS, help="boundary method's weights file")
     parser.add_argument("--image", nargs="*", default=list(IMAGES), help="image names (default: all five)")
     parser.add_argument("--data", type=Path, default=DATA, help="folder with images/ and labels/")
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
@@ -114,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     from sedarchive.segmentation import SegmentSettings
 
     changes = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
-    methods = {"default": [SegmentSettings().method], "both": ["slic", "fast"]}.get(args.method, [args.method])
+    methods = {"default": [SegmentSettings().method], "both": ["slic", "fast"],
+               "all": ["slic", "fast", "boundary"]}.get(args.method, [args.method])
+    if "boundary" in methods:
+        changes.setdefault("weights", str(args.weights))
     rows = []
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print(f"{'image':20} {'method':6} {'true':>5} {'found':>5} {'recall':>6} {'prec':>6} {'medIoU':>6} "
@@ -124,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             r = run_image(name, args.data, method, changes)
             rows.append(r)
             print(f"{name:20} {method:6} {r['n_true']:5d} {r['n_found']:5d} {r['recall']:6.3f} {r['precision']:6.3f} "
-                  f"{r['median_iou']:6.3f} {r['n_clump']:5d} {r['seconds']:6.2f} {r['megapixels'] / r['seconds']:5.2f}",
+                  f"{r['median_iou']:6.3f} {r['n_clump']:5d} {r['seconds']:6.2f} {r['megapixels'] / r['seconds']:5.2f}"
+                  + (f"  grain_px {r['grain_px']:.0f} (labels ~{r['true_px']:.0f})" if "grain_px" in r else ""),
                   flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

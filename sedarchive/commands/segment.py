@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import sys
 import warnings
 
@@ -30,8 +31,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def add_stage_options(parser: argparse.ArgumentParser) -> None:
     """The segment stage's own options (also offered by ``sedarchive run``)."""
     group = parser.add_argument_group("segmentation")
-    group.add_argument("--method", choices=("slic", "fast"),
-                       help="slic: the paper's superpixels (default); fast: per-pixel thresholds, same grains")
+    group.add_argument("--method", choices=("slic", "fast", "boundary"),
+                       help="slic: the paper's superpixels (default); fast: per-pixel thresholds, same grains; "
+                            "boundary: a small U-Net (plate / interior / boundary) and watershed, needs --boundary-weights")
+    group.add_argument("--boundary-weights", metavar="FILE",
+                       help="with --method boundary: the network's weights (bench/train_boundary.py makes them)")
+    group.add_argument("--grain-px", type=float, metavar="PX",
+                       help="with --method boundary: median grain diameter in pixels (default: estimated)")
     group.add_argument("--crop-size", type=int, metavar="PX", help="side of the square grain images (default 280)")
     group.add_argument("--pad", action="store_true", default=None,
                        help="pad each grain's box to a square instead of stretching it")
@@ -56,10 +62,11 @@ def settings_from(args: argparse.Namespace):
     changes = {}
     for option, name in (("method", "method"), ("crop_size", "crop_size"), ("pad", "pad"),
                          ("background", "background"), ("min_diameter_um", "min_diameter_um"),
-                         ("saturation_threshold", "saturation_threshold")):
+                         ("saturation_threshold", "saturation_threshold"), ("boundary_weights", "weights"),
+                         ("grain_px", "grain_px")):
         value = getattr(args, option, None)
         if value is not None:
-            changes[name] = value
+            changes[name] = str(Path(value).expanduser().resolve()) if name == "weights" else value
     return SegmentSettings.from_dict({**settings.to_dict(), **changes},
                                      source="segment options") if changes else settings
 

@@ -1,7 +1,7 @@
 """Segmentation: grains found in every focal layer of a stack, cropped, measured and flagged.
 
 Kernels (pure numpy / scikit-image / OpenCV): :func:`segment_frame` (``slic``, the paper's method,
-or ``fast``), :func:`find_grains` (layers matched, widest box), :func:`crop_grains`,
+``fast``, or ``boundary``: a small U-Net in torch, :mod:`sedarchive.segmentation.boundary`), :func:`find_grains` (layers matched, widest box), :func:`crop_grains`,
 :func:`extract_grains` (all of it for one stack). Orchestration on Dask: :func:`run_stage`
 (imported from :mod:`sedarchive.segmentation.stage`).
 """

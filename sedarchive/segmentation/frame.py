@@ -12,13 +12,14 @@ from sedarchive.segmentation.slic import segment_slic
 
 def segment_frame(frame: np.ndarray, method: str | None = None, settings: SegmentSettings | None = None, *,
                   what: str = "frame", plate_lab: np.ndarray | None = None,
-                  min_area_px: int | None = None, like=None) -> np.ndarray:
+                  min_area_px: int | None = None, like=None, grain_px: float | None = None) -> np.ndarray:
     """Grain labels of one RGB frame (int32, 0 for the plate, grains ``1..n``).
 
     ``method`` overrides ``settings.method``; ``what`` names the frame in error messages;
     ``plate_lab`` is the plate colour of the sample (Lab; estimated from the frame when ``None``);
     ``min_area_px`` overrides ``settings.min_area_px`` (e.g. from ``min_diameter_um``); ``like`` is
-    the fast method's plate model of another layer of the same position (see :func:`segment_fast`).
+    the fast method's plate model of another layer of the same position (see :func:`segment_fast`);
+    ``grain_px`` the boundary method's grain scale (else ``settings.grain_px``, else estimated).
 
     Examples
     --------
@@ -33,6 +34,11 @@ def segment_frame(frame: np.ndarray, method: str | None = None, settings: Segmen
     frame = check_frame(frame, what)
     settings = settings or SegmentSettings()
     method = method or settings.method
+    if method == "boundary":
+        from sedarchive.segmentation.boundary import segment_boundary
+
+        return segment_boundary(frame, settings.weights, grain_px=grain_px or settings.grain_px, what=what,
+                                min_area_px=settings.min_area_px if min_area_px is None else min_area_px)
     common = dict(threshold=settings.saturation_threshold, hue_gate=settings.hue_gate,
                   min_area_px=settings.min_area_px if min_area_px is None else min_area_px,
                   min_plate_fraction=settings.min_plate_fraction, min_contrast=settings.min_contrast,

@@ -63,6 +63,16 @@ def segment_stack(stack: np.ndarray, settings: SegmentSettings | None = None, *,
     stack = check_stack(stack, what)
     background = parse_background(settings.background)
     middle_what = f"{what} layer {len(stack) // 2}"
+    if (method or settings.method) == "boundary":  # no plate colour; the grain scale once per stack
+        from sedarchive.segmentation.boundary import estimate_grain_px, load_weights
+
+        grain_px = settings.grain_px
+        if grain_px is None:
+            if not settings.weights:
+                raise InputError(f"{what}: the boundary method needs weights (segment setting `weights`)")
+            grain_px = estimate_grain_px(load_weights(settings.weights), check_frame(stack[len(stack) // 2], middle_what))
+        return np.stack([segment_frame(frame, method, settings, what=f"{what} layer {i}", min_area_px=min_area_px,
+                                       grain_px=grain_px) for i, frame in enumerate(stack)])
     if plate_lab is None and background != "paper":
         middle = check_frame(stack[len(stack) // 2], middle_what)
         check_blank(middle, middle_what)

@@ -9,11 +9,13 @@ from typing import Any
 from sedarchive.errors import InputError
 from sedarchive.settings_files import check_keys, read_settings_file
 
-METHODS = ("slic", "fast")
+METHODS = ("slic", "fast", "boundary")
 
 #: Settings that change how the work is cut into tasks, not what it produces: not recorded, and a
 #: change of them does not make finished samples run again.
 EXECUTION_ONLY = ("positions_per_task",)
+#: Settings of the boundary method: recorded only when set (stores segmented before they existed stay done).
+RECORDED_WHEN_SET = ("weights", "grain_px")
 
 
 @dataclass(frozen=True)
@@ -28,8 +30,13 @@ class SegmentSettings:
     'fast'
     """
 
-    #: ``slic`` (the paper: superpixels, then plate or grain) or ``fast`` (per pixel).
+    #: ``slic`` (the paper: superpixels, then plate or grain), ``fast`` (per pixel) or ``boundary``
+    #: (a small U-Net's plate / interior / boundary classes, then watershed; needs ``weights``).
     method: str = "slic"
+    #: boundary: the network's weights file (``bench/train_boundary.py``; never downloaded).
+    weights: str | None = None
+    #: boundary: median grain diameter in pixels of the frames; ``None``: estimated per stack.
+    grain_px: float | None = None
     #: The plate: ``auto`` (its colour learnt from the sample's frames), ``green``, ``black``,
     #: ``white``, ``R,G,B``, or ``paper`` (the paper's rule: HSV saturation, green plate only).
     background: str = "auto"
@@ -81,6 +88,10 @@ class SegmentSettings:
     def validate(self, source: str = "segment settings") -> None:
         if self.method not in METHODS:
             raise InputError(f"{source}: method {self.method!r} is not one of {', '.join(METHODS)}")
+        if self.method == "boundary" and not self.weights:
+            raise InputError(f"{source}: method boundary needs a weights file (weights, --boundary-weights FILE)")
+        if self.grain_px is not None and not float(self.grain_px) > 0:
+            raise InputError(f"{source}: grain_px must be positive (or null to estimate it), got {self.grain_px}")
         from sedarchive.segmentation.background_model import parse_background
 
         parse_background(self.background, f"{source}: background")
@@ -108,7 +119,8 @@ class SegmentSettings:
 
     def recorded(self) -> dict[str, Any]:
         """The settings that decide the result (written to the store as ``segment_settings``)."""
-        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_ONLY}
+        return {k: v for k, v in self.to_dict().items()
+                if k not in EXECUTION_ONLY and not (k in RECORDED_WHEN_SET and v is None)}
 
     def min_area_at(self, pixel_size_um: float | None) -> int:
         """Smallest grain area in pixels: ``min_diameter_um`` at this pixel size, at least ``min_area_px``.
@@ -150,6 +162,12 @@ class SegmentSettings:
                 clean["min_delta_e"] = float(clean["min_delta_e"])
             except (TypeError, ValueError):
                 raise InputError(f"{source}: min_delta_e must be a number or null") from None
+        for name in ("grain_px", "weights"):
+            if clean.get(name) is not None:
+                try:
+                    clean[name] = float(clean[name]) if name == "grain_px" else str(clean[name])
+                except (TypeError, ValueError):
+                    raise InputError(f"{source}: {name} must be a number or null") from None
         if clean.get("saturation_threshold") is not None:
             try:
                 clean["saturation_threshold"] = float(clean["saturation_threshold"])
